@@ -1,0 +1,64 @@
+"""Stopping what a run started, from its record alone (used by backends, the reaper and the CLI)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from pytest_commons._run import Instance
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def kill_process_group(pid: int, sig: int, grace: float = 3.0) -> None:
+    """Send ``sig`` to the server's process group, then SIGKILL what is left after ``grace``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGCONT)  # a paused server cannot act on its stop signal
+        os.killpg(pid, sig)
+    deadline = time.monotonic() + grace
+    delay = 0.002
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def remove_container(container_id: str) -> None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(["docker", "rm", "-f", "-v", container_id], capture_output=True,
+                       timeout=30, check=False)
+
+
+def stop_instance(instance: Instance, *, remove_paths: bool = True) -> None:
+    """Stop a recorded instance the plugin owns; external ones are never touched."""
+    if not instance.owned:
+        return
+    if instance.pid:
+        kill_process_group(instance.pid, instance.stop_signal)
+    if instance.container_id:
+        remove_container(instance.container_id)
+    if remove_paths:
+        for path in instance.paths:
+            shutil.rmtree(path, ignore_errors=True)

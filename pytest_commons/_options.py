@@ -1,0 +1,177 @@
+"""The ``commons`` option group: every option has a command-line flag, an ini key and an
+environment variable.
+
+Precedence, highest first: command line, environment, ini file, default. This module imports
+nothing heavy: it is loaded with the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pytest
+
+from pytest_commons.services import SERVICES
+
+BACKEND_CHOICES = ("auto", "local", "docker", "external")
+DEFAULT_BACKEND_ORDER = "external,docker,local"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting, reachable as ``--flag``, ini ``key`` and ``$PYTEST_COMMONS_KEY``."""
+
+    key: str
+    help: str
+    default: str | None = None
+    choices: tuple[str, ...] | None = None
+    flag: bool = False
+    env_override: str | None = None
+    extra_env: tuple[str, ...] = field(default=())
+
+    @property
+    def cli(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return self.env_override or "PYTEST_COMMONS_" + self.key.upper()
+
+
+def _service_options() -> Iterable[Option]:
+    for meta in SERVICES.values():
+        name = meta.name
+        yield Option(
+            f"{name}_backend",
+            f"Backend for {meta.title}: auto (default), {', '.join(meta.backends)}.",
+            default="auto",
+            choices=("auto", *meta.backends),
+        )
+        if "external" in meta.backends:
+            yield Option(
+                f"{name}_{meta.url_key}",
+                f"{meta.url_help} of an existing {meta.title} for the external backend "
+                "(the plugin creates and drops only what it named itself).",
+            )
+        if "docker" in meta.backends:
+            yield Option(
+                f"{name}_image",
+                f"Docker image for {meta.title} (default {meta.default_image}).",
+                default=meta.default_image,
+            )
+
+
+GLOBAL_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "backend_order",
+        "Order in which backend 'auto' tries backends (comma separated; default "
+        f"{DEFAULT_BACKEND_ORDER}).",
+        default=DEFAULT_BACKEND_ORDER,
+    ),
+    Option(
+        "services_missing",
+        "What a test that needs an unavailable service does: skip, or fail (the default when "
+        "$CI is set).",
+        choices=("skip", "fail"),
+    ),
+    Option(
+        "service_start_timeout",
+        "Seconds a service may take to become ready before the run fails with its log "
+        "(default 60).",
+        default="60",
+    ),
+    Option(
+        "commons_cache_dir",
+        "Directory for caches kept across runs (initialised database clusters). Default "
+        "$XDG_CACHE_HOME/pytest-commons or ~/.cache/pytest-commons.",
+    ),
+    Option(
+        "postgres_bindir",
+        "Directory with the PostgreSQL server binaries (postgres, initdb) for the local "
+        "backend (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin).",
+    ),
+    Option(
+        "commons_server_user",
+        "User that local servers run as when pytest runs as root (default: postgres if it "
+        "exists, else nobody).",
+    ),
+)
+
+
+def all_options() -> tuple[Option, ...]:
+    return (*GLOBAL_OPTIONS, *_service_options())
+
+
+OPTIONS: dict[str, Option] = {o.key: o for o in all_options()}
+
+
+def register(option: Option) -> None:
+    """Add an option to the ``commons`` group (for plugin modules that own options)."""
+    OPTIONS[option.key] = option
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("commons", "pytest-commons: real services for tests")
+    for opt in OPTIONS.values():
+        text = f"{opt.help} [ini: {opt.key}; env: {opt.env}]"
+        if opt.flag:
+            group.addoption(opt.cli, action="store_const", const="true", default=None,
+                            dest=f"commons_{opt.key}", help=text)
+            parser.addini(opt.key, opt.help, type="bool", default=None)
+        else:
+            group.addoption(opt.cli, action="store", default=None, dest=f"commons_{opt.key}",
+                            choices=opt.choices, metavar=opt.key.upper(), help=text)
+            parser.addini(opt.key, opt.help, default=None)
+
+
+def get(config: pytest.Config, key: str) -> str | None:
+    """The effective value of an option: command line, then environment, then ini, then default.
+
+    Boolean flags come back as ``"true"``/``"false"`` or None.
+    """
+    opt = OPTIONS[key]
+    value = config.getoption(f"commons_{key}", default=None)
+    if value is None:
+        for name in (opt.env, *opt.extra_env):
+            env = os.environ.get(name)
+            if env not in (None, ""):
+                value = env
+                break
+    if value is None:
+        ini = config.getini(key)
+        if ini not in (None, "", []):
+            value = ("true" if ini else "false") if isinstance(ini, bool) else str(ini)
+    if value is None:
+        value = opt.default
+    if value is not None and opt.choices and value not in opt.choices:
+        raise pytest.UsageError(
+            f"pytest-commons: {opt.key}={value!r} is not one of {', '.join(opt.choices)} "
+            f"(set by {opt.cli}, ${opt.env} or ini {opt.key})."
+        )
+    return value
+
+
+def get_flag(config: pytest.Config, key: str) -> bool:
+    value = get(config, key)
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def backend_order(config: pytest.Config) -> list[str]:
+    raw = get(config, "backend_order") or DEFAULT_BACKEND_ORDER
+    order = [part.strip() for part in raw.split(",") if part.strip()]
+    bad = [b for b in order if b not in BACKEND_CHOICES[1:]]
+    if bad or not order:
+        raise pytest.UsageError(
+            f"pytest-commons: backend_order={raw!r} names unknown backends {bad}; use a comma "
+            "separated list of external, docker, local."
+        )
+    return order
+
+
+def services_missing(config: pytest.Config) -> str:
+    value = get(config, "services_missing")
+    if value is None:
+        value = "fail" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false") else "skip"
+    return value

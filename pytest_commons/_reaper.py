@@ -1,0 +1,52 @@
+"""The reaper: a small process that outlives pytest if pytest is killed.
+
+``python -m pytest_commons._reaper OWNER_PID RUN_DIR`` polls the owner (the pytest process, or
+the xdist controller). When the run directory disappears the run ended in order and the reaper
+exits; when the owner disappears first (kill -9, a crash) it stops every instance recorded in
+the run directory and removes the directory.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+POLL_SECONDS = 0.2
+
+
+def main(argv: list[str]) -> int:
+    owner_pid, run_dir = int(argv[0]), Path(argv[1])
+    from pytest_commons._run import process_start_time
+
+    owner_start = process_start_time(owner_pid)
+    while True:
+        if not run_dir.exists():
+            return 0
+        current = process_start_time(owner_pid)
+        if current is None or (owner_start not in (None, "?") and current != owner_start):
+            break
+        time.sleep(POLL_SECONDS)
+    reap(run_dir)
+    return 0
+
+
+def reap(run_dir: Path) -> None:
+    import shutil
+
+    from pytest_commons._cleanup import stop_instance
+    from pytest_commons._run import Instance
+
+    for record in sorted((run_dir / "services").glob("*.json")):
+        try:
+            instance = Instance.from_json(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if instance.reused:
+            continue  # --reuse-services: kept on purpose
+        stop_instance(instance)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,202 @@
+"""One test run's shared state: its directory, locks, instance records and the reaper.
+
+A run directory is made by the process that owns the run (plain pytest, or the xdist
+controller) and handed to xdist workers, so every worker sees the same records. A record is
+written the moment a server process or container exists, before it is ready, so the reaper
+can always find what to clean up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+RUN_PREFIX = "run-"
+
+
+def runtime_root() -> Path:
+    """A private directory for run data, on RAM-backed storage when the machine has it."""
+    candidates = [os.environ.get("PYTEST_COMMONS_RUNTIME_DIR", ""), "/dev/shm", tempfile.gettempdir()]
+    for base in candidates:
+        if not base or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+            continue
+        root = Path(base) / f"pytest-commons-{os.getuid()}"
+        try:
+            root.mkdir(mode=0o711, exist_ok=True)
+        except OSError:
+            continue
+        st = root.stat()
+        if st.st_uid != os.getuid():
+            continue
+        os.chmod(root, 0o711)  # servers running as another user must reach their data dirs
+        return root
+    raise RuntimeError("pytest-commons: no writable temporary directory for run data")
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (guards against pid reuse), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return "?"
+        return "?"
+
+
+@dataclass
+class Instance:
+    """A running (or starting) service instance, as recorded in the run directory."""
+
+    service: str
+    backend: str
+    info: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+    startup_seconds: float = 0.0
+    owned: bool = True
+    ready: bool = False
+    pid: int | None = None
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    server_user: list[int] | None = None
+    stop_signal: int = 15
+    log_path: str = ""
+    paths: list[str] = field(default_factory=list)
+    container_id: str = ""
+    reused: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Instance:
+        return cls(**json.loads(text))
+
+
+class RunContext:
+    """The run directory and what lives in it."""
+
+    def __init__(self, run_dir: Path, owner_pid: int, worker_id: str, worker_count: int) -> None:
+        self.run_dir = run_dir
+        self.owner_pid = owner_pid
+        self.worker_id = worker_id
+        self.worker_count = max(1, worker_count)
+        self.services_dir = run_dir / "services"
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name[len(RUN_PREFIX):]
+
+    @property
+    def worker_index(self) -> int:
+        digits = "".join(ch for ch in self.worker_id if ch.isdigit())
+        return int(digits) if digits else 0
+
+    @classmethod
+    def create(cls) -> RunContext:
+        root = runtime_root()
+        run_dir = root / f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+        run_dir.mkdir(mode=0o711)
+        (run_dir / "services").mkdir(mode=0o700)
+        (run_dir / "owner").write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
+        return cls(run_dir, os.getpid(), "master", 1)
+
+    # records ---------------------------------------------------------------------------------
+    def lock(self, name: str) -> FileLock:
+        return FileLock(str(self.services_dir / f"{name}.lock"))
+
+    def record_path(self, service: str) -> Path:
+        return self.services_dir / f"{service}.json"
+
+    def write(self, instance: Instance) -> None:
+        path = self.record_path(instance.service)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(instance.to_json())
+        os.replace(tmp, path)
+
+    def read(self, service: str) -> Instance | None:
+        try:
+            return Instance.from_json(self.record_path(service).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def remove(self, service: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.record_path(service).unlink()
+
+    def instances(self) -> list[Instance]:
+        found = []
+        for path in sorted(self.services_dir.glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                found.append(Instance.from_json(path.read_text()))
+        return found
+
+    def write_failure(self, service: str, message: str) -> None:
+        (self.services_dir / f"{service}.failed").write_text(message)
+
+    def read_failure(self, service: str) -> str | None:
+        try:
+            return (self.services_dir / f"{service}.failed").read_text()
+        except OSError:
+            return None
+
+    def service_dir(self, service: str) -> Path:
+        path = self.run_dir / service
+        path.mkdir(mode=0o711, exist_ok=True)
+        return path
+
+    # reaper ----------------------------------------------------------------------------------
+    def ensure_reaper(self) -> None:
+        """Start, once per run, the process that cleans up if the owner dies (kill -9)."""
+        marker = self.run_dir / "reaper.pid"
+        with FileLock(str(self.run_dir / "reaper.lock")):
+            if marker.exists():
+                return
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest_commons._reaper", str(self.owner_pid),
+                 str(self.run_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.run_dir / "reaper.log", "ab"),  # noqa: SIM115
+                start_new_session=True,
+                close_fds=True,
+            )
+            marker.write_text(str(proc.pid))
+
+    def destroy(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def stale_runs(root: Path | None = None) -> Iterator[Path]:
+    """Run directories whose owner process is gone (left by a crash the reaper missed)."""
+    root = root or runtime_root()
+    for run_dir in root.glob(f"{RUN_PREFIX}*"):
+        try:
+            pid_text, start = (run_dir / "owner").read_text().split()
+        except (OSError, ValueError):
+            if time.time() - run_dir.stat().st_mtime > 60:
+                yield run_dir
+            continue
+        current = process_start_time(int(pid_text))
+        if current is None or (start not in ("?", "None") and current not in ("?", start)):
+            yield run_dir

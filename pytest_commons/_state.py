@@ -1,0 +1,41 @@
+"""Per-process plugin state kept in ``config.stash``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_commons.errors import CommonsError, ConfigError, ServiceUnavailable
+from pytest_commons.registry import RecordedFailure, Registry, ServiceHandle
+
+REGISTRY_KEY = pytest.StashKey[Registry]()
+MISSING_KEY = pytest.StashKey[str]()
+
+
+def get_registry(config: pytest.Config) -> Registry:
+    try:
+        return config.stash[REGISTRY_KEY]
+    except KeyError:
+        raise pytest.UsageError("pytest-commons is not configured (was the plugin disabled "
+                                "with -p no:commons?)") from None
+
+
+def service_handle(request: pytest.FixtureRequest, name: str) -> ServiceHandle[Any]:
+    """The handle for ``name``; an unavailable service skips (or fails under
+    ``--services-missing=fail``), a broken one fails, both without a traceback."""
+    config = request.config
+    try:
+        return get_registry(config).get(name)
+    except (ServiceUnavailable, RecordedFailure) as exc:
+        unavailable = isinstance(exc, ServiceUnavailable) or getattr(exc, "unavailable", False)
+        message = str(exc)
+        if unavailable and config.stash.get(MISSING_KEY, "skip") == "skip":
+            pytest.skip(message)
+        if unavailable:
+            message += "\n  (failing because --services-missing=fail, the default when $CI is set)"
+        pytest.fail(message, pytrace=False)
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    except CommonsError as exc:
+        pytest.fail(str(exc), pytrace=False)

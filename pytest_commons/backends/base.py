@@ -1,0 +1,121 @@
+"""The backend contract and what all backends share: settings and the readiness wait."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pytest_commons._run import Instance, RunContext
+from pytest_commons._settings import Settings
+from pytest_commons.errors import BackendUnavailable, NotReady, ProbeRefused, ServiceStartError
+from pytest_commons.services.base import ConnectionInfo, ServiceSpec
+
+AnySpec = ServiceSpec[Any]
+
+
+def wait_ready(
+    spec: AnySpec,
+    backend: str,
+    info: ConnectionInfo,
+    timeout: float,
+    *,
+    exited: Callable[[], str | None] = lambda: None,
+    log_tail: Callable[[], str] = lambda: "",
+    log_path: str = "",
+    remedy: str = "",
+) -> str:
+    """Probe until the server answers (returns its version) or the deadline passes.
+
+    ``exited`` returns a description when the server process/container is gone, which ends the
+    wait at once with the log quoted.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    last = "no answer yet"
+    while True:
+        gone = exited()
+        if gone:
+            raise ServiceStartError(spec.name, backend, f"the server {gone} during start",
+                                    log_tail=log_tail(), log_path=log_path, remedy=remedy)
+        try:
+            return spec.probe(info, timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+        except NotReady as exc:
+            last = str(exc) or last
+        except ProbeRefused as exc:
+            raise ServiceStartError(spec.name, backend, str(exc), log_tail=log_tail(),
+                                    log_path=log_path, remedy=remedy) from None
+        if time.monotonic() >= deadline:
+            raise ServiceStartError(
+                spec.name, backend,
+                f"not ready after {timeout:g} s (last probe: {last})",
+                log_tail=log_tail(), log_path=log_path,
+                remedy=remedy or "raise --service-start-timeout, or look at the log above",
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+
+
+class Backend(ABC):
+    """Starts, stops and reports instances of services."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
+        """None when this backend can serve ``spec`` here, else why not (and the remedy)."""
+
+    @abstractmethod
+    def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
+        """Bring up an instance, record it in ``ctx`` as soon as it exists, wait until ready."""
+
+    def stop(self, instance: Instance) -> None:
+        from pytest_commons._cleanup import stop_instance
+
+        stop_instance(instance)
+
+    # fault injection: backends that can, override these
+    def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
+        raise NotImplementedError(f"the {self.name} backend cannot restart a service")
+
+    def stop_only(self, instance: Instance) -> None:
+        raise NotImplementedError(f"the {self.name} backend cannot stop a service for a test")
+
+    def pause(self, instance: Instance) -> None:
+        raise NotImplementedError(f"the {self.name} backend cannot pause a service")
+
+    def resume(self, instance: Instance) -> None:
+        raise NotImplementedError(f"the {self.name} backend cannot resume a service")
+
+    def logs(self, instance: Instance) -> str:
+        if instance.log_path:
+            try:
+                return Path(instance.log_path).read_text(errors="replace")
+            except OSError:
+                return ""
+        return ""
+
+
+BACKENDS: dict[str, str] = {
+    "local": "pytest_commons.backends.local:LocalBackend",
+    "external": "pytest_commons.backends.external:ExternalBackend",
+    "docker": "pytest_commons.backends.docker:DockerBackend",
+}
+
+
+def get_backend(name: str, settings: Settings) -> Backend:
+    module_name, _, attr = BACKENDS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise BackendUnavailable(f"the {name} backend is not part of this installation") from exc
+    cls: type[Backend] = getattr(module, attr)
+    return cls(settings)

@@ -1,0 +1,50 @@
+"""The external backend: a server someone else runs, given by URL.
+
+It is never started or stopped. Fixtures on it create and drop only the databases, keys and
+topics the plugin named itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pytest_commons._options import OPTIONS
+from pytest_commons._run import Instance, RunContext
+from pytest_commons.backends.base import AnySpec, Backend, wait_ready
+from pytest_commons.errors import BackendUnavailable, ConfigError
+
+
+class ExternalBackend(Backend):
+    """Connects to a URL from ``--<service>-url`` / ``$PYTEST_COMMONS_<SERVICE>_URL``."""
+
+    name = "external"
+
+    def _key(self, spec: AnySpec) -> str:
+        return f"{spec.name}_{spec.meta.url_key}"
+
+    def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
+        if not self.settings.get(self._key(spec)):
+            opt = OPTIONS[self._key(spec)]
+            return BackendUnavailable(f"${opt.env} is not set",
+                                      f"set {opt.env} to a {spec.meta.title} your CI provides")
+        return None
+
+    def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
+        started = time.monotonic()
+        key = self._key(spec)
+        url = self.settings.get(key) or ""
+        opt = OPTIONS[key]
+        try:
+            info = spec.parse_url(url)
+        except ValueError as exc:
+            raise ConfigError(spec.name, self.name, f"malformed {opt.env}: {exc}",
+                              f"set {opt.env} to e.g. {spec.meta.url_help.lower()} "
+                              "like the one in the docs") from None
+        version = wait_ready(spec, self.name, info, self.settings.start_timeout(),
+                             remedy=f"check that {info.describe()} is reachable and that "
+                                    f"{opt.env} holds the right credentials")
+        inst = Instance(service=spec.name, backend=self.name, info=info.to_dict(),
+                        version=version, owned=False, ready=True,
+                        startup_seconds=round(time.monotonic() - started, 4))
+        ctx.write(inst)
+        return inst

@@ -1,0 +1,192 @@
+"""The local backend: servers as supervised child processes of the test run.
+
+Each server gets a free port on 127.0.0.1, a private 0700 data directory inside the run
+directory (RAM-backed when the machine has /dev/shm) and a log file quoted in every error. When
+pytest runs as root, servers that refuse root run as an unprivileged user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+from pytest_commons._cleanup import kill_process_group
+from pytest_commons._run import Instance, RunContext
+from pytest_commons.backends.base import AnySpec, Backend, wait_ready
+from pytest_commons.errors import BackendUnavailable, ServiceStartError, read_tail
+from pytest_commons.services.base import LocalLaunch
+
+_CHILDREN: list[subprocess.Popen[bytes]] = []  # keeps Popen objects alive (no ResourceWarning)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free on ``host`` a moment ago (callers retry if a server loses the race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_user(preferred: str | None = None) -> tuple[int, int] | None:
+    """(uid, gid) that servers run as when we are root; None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ([preferred] if preferred else []) + ["postgres", "nobody"]:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            if name == preferred:
+                raise BackendUnavailable(
+                    f"server user {preferred!r} does not exist",
+                    "set --commons-server-user to an existing unprivileged user",
+                ) from None
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise BackendUnavailable("running as root and no unprivileged user (postgres, nobody) exists",
+                             "set --commons-server-user")
+
+
+def chown_tree(path: Path, user: tuple[int, int] | None) -> None:
+    if user is None:
+        return
+    uid, gid = user
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(root, name), uid, gid)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class LocalBackend(Backend):
+    """Servers as child processes; see the module docstring."""
+
+    name = "local"
+
+    def _user(self, launch: LocalLaunch | None = None) -> tuple[int, int] | None:
+        return server_user(self.settings.get("commons_server_user"))
+
+    def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
+        missing = spec.local_unavailable()
+        if missing:
+            return BackendUnavailable(*missing)
+        return None
+
+    def _spawn(self, argv: list[str], env: dict[str, str], user: list[int] | None,
+               log: IO[bytes], cwd: str) -> subprocess.Popen[bytes]:
+        full_env = {**os.environ, "LC_ALL": "C", **env}
+        kwargs: dict[str, object] = {}
+        if user is not None:
+            kwargs.update(user=user[0], group=user[1], extra_groups=[])
+        proc = subprocess.Popen(  # noqa: S603 - argv built by the service spec
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, env=full_env, cwd=cwd,
+            **kwargs,  # type: ignore[call-overload]
+        )
+        _CHILDREN.append(proc)
+        return proc
+
+    def _wait(self, spec: AnySpec, inst: Instance, proc: subprocess.Popen[bytes]) -> str:
+        def exited() -> str | None:
+            code = proc.poll()
+            return None if code is None else _describe_exit(code)
+
+        return wait_ready(
+            spec, self.name, spec.info_from_dict(inst.info), self.settings.start_timeout(),
+            exited=exited, log_tail=lambda: read_tail(inst.log_path), log_path=inst.log_path,
+        )
+
+    def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
+        started = time.monotonic()
+        user = self._user()
+        sdir = ctx.service_dir(spec.name)
+        datadir = sdir / "data"
+        datadir.mkdir(mode=0o700, exist_ok=True)
+        try:
+            spec.local_prepare(datadir, user)
+        except ServiceStartError:
+            raise
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ServiceStartError(spec.name, self.name, f"preparing the data directory failed: "
+                                    f"{exc}") from exc
+        log_path = str(sdir / "server.log")
+        for attempt in range(3):
+            port = free_port()
+            launch = spec.local_launch(datadir, port, user)
+            run_user = list(user) if (user and launch.run_as_server_user) else None
+            with open(log_path, "ab") as log:
+                proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
+            inst = Instance(
+                service=spec.name, backend=self.name, info=launch.info, pid=proc.pid,
+                argv=launch.argv, env=launch.env, server_user=run_user,
+                stop_signal=int(launch.stop_signal), log_path=log_path, paths=[str(sdir)],
+                extra={"datadir": str(datadir)},
+            )
+            ctx.write(inst)
+            try:
+                inst.version = self._wait(spec, inst, proc)
+            except ServiceStartError as exc:
+                kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
+                port_lost = any(m in exc.log_tail for m in launch.port_in_use_markers)
+                if port_lost and attempt < 2:
+                    continue  # another process took the port between our check and the bind
+                raise
+            inst.ready = True
+            inst.startup_seconds = round(time.monotonic() - started, 4)
+            ctx.write(inst)
+            return inst
+        raise AssertionError("unreachable")
+
+    # fault injection --------------------------------------------------------------------------
+    def stop_only(self, instance: Instance) -> None:
+        if instance.pid:
+            kill_process_group(instance.pid, instance.stop_signal)
+
+    def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
+        self.stop_only(instance)
+        with open(instance.log_path, "ab") as log:
+            proc = self._spawn(instance.argv, instance.env, instance.server_user, log,
+                               instance.extra.get("datadir", "/"))
+        instance.pid = proc.pid
+        if ctx is not None:
+            ctx.write(instance)
+        instance.version = self._wait(spec, instance, proc)
+        return instance
+
+    def pause(self, instance: Instance) -> None:
+        if instance.pid:
+            os.killpg(instance.pid, signal.SIGSTOP)
+
+    def resume(self, instance: Instance) -> None:
+        if instance.pid:
+            os.killpg(instance.pid, signal.SIGCONT)
+
+
+def which_any(names: list[str], extra_dirs: list[str]) -> str | None:
+    """The first of ``names`` found on PATH or in ``extra_dirs``."""
+    import shutil
+
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    for directory in extra_dirs:
+        for name in names:
+            candidate = Path(directory) / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return None

@@ -1,0 +1,159 @@
+"""pytest-commons' pytest plugin: options, markers, collection, reporting, xdist coordination.
+
+Fixtures live in :mod:`pytest_commons.fixtures`; drivers, testcontainers and boto3 are imported
+only when a test asks for a service, so loading this plugin costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_commons import _options
+from pytest_commons._run import RunContext, stale_runs
+from pytest_commons._settings import Settings
+from pytest_commons._state import MISSING_KEY, REGISTRY_KEY
+from pytest_commons.fixtures import FIXTURE_MODULES
+from pytest_commons.registry import Registry
+from pytest_commons.services import SERVICES
+
+OWNER_KEY = pytest.StashKey[bool]()
+
+pytest_plugins = FIXTURE_MODULES
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _options.add_options(parser)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _settings(config: pytest.Config) -> Settings:
+    return Settings(lambda key: _options.get(config, key))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for meta in SERVICES.values():
+        config.addinivalue_line("markers", f"{meta.name}: {meta.marker_help}")
+    # validate every option now, so a bad value is a usage error before any test runs
+    for key in _options.OPTIONS:
+        _options.get(config, key)
+    order = _options.backend_order(config)
+    config.stash[MISSING_KEY] = _options.services_missing(config)
+    if _is_worker(config):
+        winput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+        ctx = RunContext(Path(winput["commons_run_dir"]), int(winput["commons_owner_pid"]),
+                         str(winput["workerid"]), int(winput.get("workercount", 1)))
+        config.stash[OWNER_KEY] = False
+    else:
+        for stale in stale_runs():
+            from pytest_commons._reaper import reap
+
+            reap(stale)
+        ctx = RunContext.create()
+        config.stash[OWNER_KEY] = True
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(ctx), "commons-xdist")
+    config.stash[REGISTRY_KEY] = Registry(ctx, _settings(config), order)
+
+
+class _XdistHooks:
+    """Hands the run directory to every xdist worker."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["commons_run_dir"] = str(self.ctx.run_dir)
+        node.workerinput["commons_owner_pid"] = self.ctx.owner_pid
+
+
+def services_of(item: pytest.Item) -> list[str]:
+    names = getattr(item, "fixturenames", ())
+    return [svc for svc in SERVICES if f"{svc}_service" in names]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for svc in services_of(item):
+            item.add_marker(svc)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if config.option.collectonly or REGISTRY_KEY not in config.stash:
+        return
+    needed = sorted({svc for item in session.items for svc in services_of(item)})
+    if not needed:
+        return
+    registry = config.stash[REGISTRY_KEY]
+    registry.prestart(needed)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not _is_worker(config):
+        states = ", ".join(f"{svc} ({registry.status(svc)})" for svc in needed)
+        reporter.write_line(f"commons: {states}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    order = " → ".join(_options.backend_order(config))
+    forced = [f"{svc}={_options.get(config, f'{svc}_backend')}" for svc in SERVICES
+              if _options.get(config, f"{svc}_backend") != "auto"]
+    line = f"commons: backends auto = {order}; missing services → {config.stash[MISSING_KEY]}"
+    if forced:
+        line += f"; forced {', '.join(forced)}"
+    return [line]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    if REGISTRY_KEY not in config.stash or _is_worker(config):
+        return
+    ctx = config.stash[REGISTRY_KEY].ctx
+    rows = []
+    for inst in ctx.instances():
+        info = inst.info
+        where = f"{info.get('host')}:{info.get('port')}" if "port" in info else ""
+        state = (f"ready in {inst.startup_seconds:.2f}s" if inst.ready else "starting")
+        rows.append(f"{inst.service:<11} {inst.backend:<9} {inst.version:<14} {state:<18} {where}")
+    failures = []
+    for svc in SERVICES:
+        message = ctx.read_failure(svc)
+        if message:
+            import json
+
+            failures.append(json.loads(message)["message"])
+    if not rows and not failures:
+        return
+    terminalreporter.section("commons services", sep="-")
+    for row in rows:
+        terminalreporter.write_line(row)
+    for message in failures:
+        terminalreporter.write_line(message)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    registry = config.stash.get(REGISTRY_KEY, None)
+    if registry is None:
+        return
+    registry.shutdown()
+    if not config.stash.get(OWNER_KEY, False):
+        return
+    from pytest_commons._cleanup import stop_instance
+
+    for inst in registry.ctx.instances():
+        with contextlib.suppress(Exception):
+            stop_instance(inst)
+    registry.ctx.destroy()
+    del config.stash[REGISTRY_KEY]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ.setdefault("PYTEST_COMMONS_ACTIVE", "1")

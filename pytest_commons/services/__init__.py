@@ -1,0 +1,50 @@
+"""The services pytest-commons knows, as plain metadata (no driver imports).
+
+Each service's behaviour lives in its own module (``pytest_commons.services.<name>``), loaded
+only when a test asks for the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceMeta:
+    """What the plugin core needs to know about a service before it is used."""
+
+    name: str
+    title: str
+    spec: str  # "module:Class" of the ServiceSpec, imported lazily
+    backends: tuple[str, ...]
+    url_key: str = "url"
+    url_help: str = "URL"
+    default_image: str = ""
+    marker_help: str = ""
+
+
+SERVICES: dict[str, ServiceMeta] = {
+    meta.name: meta
+    for meta in (
+        ServiceMeta(
+            "postgres",
+            "PostgreSQL",
+            "pytest_commons.services.postgres:PostgresSpec",
+            ("external", "docker", "local"),
+            default_image="postgres:16-alpine",
+            marker_help="the test uses the PostgreSQL service (added automatically).",
+        ),
+        ServiceMeta(
+            "redis",
+            "Redis",
+            "pytest_commons.services.redis:RedisSpec",
+            ("external", "docker", "local"),
+            default_image="redis:7-alpine",
+            marker_help="the test uses the Redis service (added automatically).",
+        ),
+    )
+}
+
+
+def service_names() -> list[str]:
+    return list(SERVICES)

@@ -1,0 +1,146 @@
+"""The contract every service module implements."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pytest_commons._settings import Settings
+from pytest_commons.services import SERVICES, ServiceMeta
+
+SECRET_FIELDS = frozenset({"password", "secret_access_key", "token"})
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://user:***@host``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, hostpart = rest.rpartition("@")
+    user, has_pw, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if has_pw else ''}@{hostpart}"
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """Where a service instance listens. Frozen; ``repr`` never shows a password."""
+
+    host: str
+    port: int
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                parts.append(f"{f.name}='***'")
+            elif isinstance(value, str) and "://" in value:
+                parts.append(f"{f.name}={mask_url(value)!r}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def describe(self) -> str:
+        """A one-line, password-free description for reports."""
+        return self.address
+
+
+InfoT = TypeVar("InfoT", bound=ConnectionInfo)
+
+
+@dataclass
+class LocalLaunch:
+    """How the local backend starts one server process."""
+
+    argv: list[str]
+    info: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    run_as_server_user: bool = False
+    stop_signal: int = signal.SIGTERM
+    port_in_use_markers: tuple[str, ...] = ("Address already in use",)
+
+
+@dataclass
+class DockerLaunch:
+    """How the docker backend starts one container (used by the docker backend)."""
+
+    image: str
+    container_port: int
+    env: dict[str, str] = field(default_factory=dict)
+    command: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ServiceSpec(ABC, Generic[InfoT]):
+    """A kind of server: how to reach it, probe it, isolate tests on it and start it per backend.
+
+    Implementations must not import their drivers at module level.
+    """
+
+    name: ClassVar[str]
+    info_type: ClassVar[type[ConnectionInfo]]
+    install_hint: ClassVar[str] = ""
+    driver_hint: ClassVar[str] = ""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+
+    @property
+    def meta(self) -> ServiceMeta:
+        return SERVICES[self.name]
+
+    def info_from_dict(self, data: dict[str, Any]) -> InfoT:
+        return self.info_type(**data)  # type: ignore[return-value]
+
+    # external -------------------------------------------------------------------------------
+    @abstractmethod
+    def parse_url(self, url: str) -> InfoT:
+        """Parse and validate an external URL; raise ValueError with a readable reason."""
+
+    # readiness ------------------------------------------------------------------------------
+    @abstractmethod
+    def probe(self, info: InfoT, timeout: float) -> str:
+        """Talk to the server in its own protocol; return its version.
+
+        Raise :class:`~pytest_commons.errors.NotReady` while it cannot answer yet and
+        :class:`~pytest_commons.errors.ProbeRefused` when it answers but refuses us.
+        """
+
+    def check_driver(self) -> str | None:
+        """None when the Python driver the fixtures need imports, else the reason."""
+        return None
+
+    # local ----------------------------------------------------------------------------------
+    def local_unavailable(self) -> tuple[str, str] | None:
+        """None when the local engine is installed here, else (reason, remedy)."""
+        return ("no local engine for this service", "")
+
+    def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
+        """Fill ``datadir`` before the first start (e.g. copy an initialised cluster)."""
+
+    def local_launch(
+        self, datadir: Path, port: int, server_user: tuple[int, int] | None
+    ) -> LocalLaunch:
+        raise NotImplementedError
+
+    # docker ---------------------------------------------------------------------------------
+    def docker_launch(self, image: str) -> DockerLaunch:
+        raise NotImplementedError
+
+    def docker_info(self, launch: DockerLaunch, host: str, port: int) -> InfoT:
+        raise NotImplementedError
