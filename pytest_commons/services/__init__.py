@@ -42,6 +42,42 @@ SERVICES: dict[str, ServiceMeta] = {
             default_image="redis:7-alpine",
             marker_help="the test uses the Redis service (added automatically).",
         ),
+        ServiceMeta(
+            "mysql",
+            "MySQL/MariaDB",
+            "pytest_commons.services.mysql:MysqlSpec",
+            ("external", "docker", "local"),
+            default_image="mariadb:11",
+            marker_help="the test uses the MySQL/MariaDB service (added automatically).",
+        ),
+        ServiceMeta(
+            "kafka",
+            "Kafka",
+            "pytest_commons.services.kafka:KafkaSpec",
+            ("external", "docker", "local"),
+            url_key="bootstrap_servers",
+            url_help="Bootstrap servers (host:port[,host:port])",
+            default_image="apache/kafka:3.8.0",
+            marker_help="the test uses the Kafka service (added automatically).",
+        ),
+        ServiceMeta(
+            "aws",
+            "AWS (LocalStack contract)",
+            "pytest_commons.services.aws:AwsSpec",
+            ("external", "docker", "local"),
+            url_key="endpoint_url",
+            url_help="Endpoint URL (http://host:port)",
+            default_image="localstack/localstack:3",
+            marker_help="the test uses the AWS service (added automatically).",
+        ),
+        ServiceMeta(
+            "mockserver",
+            "MockServer",
+            "pytest_commons.services.mockserver:MockServerSpec",
+            ("external", "docker", "local"),
+            default_image="mockserver/mockserver:5.15.0",
+            marker_help="the test uses the MockServer service (added automatically).",
+        ),
     )
 }
 
