@@ -1,0 +1,129 @@
+"""Benchmark the in-process MockServer engine.
+
+Measures, as medians over several rounds:
+
+* start -> ready: ``MockServerEngine().start()`` until ``PUT /mockserver/status`` answers
+  (target < 0.1 s);
+* reset: ``engine.reset()`` with 10 expectations and 20 logged requests (a typical test),
+  and with 100 expectations and 1,000 logged requests (heavy) (target < 1 ms);
+* 1,000 matched requests through one ``httpx.Client`` (keep-alive), with 20 expectations
+  active and the match on the last one (target < 1 s).
+
+Run: ``python benchmarks/bench_mockserver.py [--rounds N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import sys
+import time
+
+import httpx
+
+from pytest_commons.engines.mockserver import MockServerEngine
+
+TARGETS = {
+    "start_to_ready_s": 0.1,
+    "reset_s": 0.001,
+    "reset_heavy_s": 0.001,
+    "requests_1000_s": 1.0,
+}
+
+
+def _upsert(client: httpx.Client, document: object) -> None:
+    response = client.put("/mockserver/expectation", json=document)
+    response.raise_for_status()
+
+
+def bench_start(rounds: int) -> float:
+    """Median seconds from start() until the status endpoint answers."""
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        engine = MockServerEngine().start()
+        connection = http.client.HTTPConnection(engine.host, engine.port, timeout=5)
+        connection.request("PUT", "/mockserver/status")
+        status = connection.getresponse().status
+        samples.append(time.perf_counter() - started)
+        connection.close()
+        engine.stop()
+        if status != 200:
+            raise RuntimeError(f"status answered {status}")
+    return statistics.median(samples)
+
+
+def bench_reset(rounds: int, expectations: int, requests: int) -> float:
+    """Median seconds of a direct reset of an engine holding this much state."""
+    samples = []
+    with MockServerEngine() as engine, httpx.Client(base_url=engine.url) as client:
+        for _ in range(rounds):
+            _upsert(
+                client,
+                [
+                    {"httpRequest": {"path": f"/r{i}"}, "httpResponse": {"body": "x"}}
+                    for i in range(expectations)
+                ],
+            )
+            for i in range(requests):
+                client.get(f"/r{i % expectations}")
+            started = time.perf_counter()
+            engine.reset()
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def bench_requests(rounds: int, count: int = 1000) -> float:
+    """Median seconds for ``count`` matched requests through one keep-alive client."""
+    samples = []
+    with MockServerEngine() as engine, httpx.Client(base_url=engine.url) as client:
+        _upsert(
+            client,
+            [
+                {
+                    "httpRequest": {"method": "GET", "path": f"/api/items/{i}"},
+                    "httpResponse": {"statusCode": 200, "body": {"id": i}},
+                }
+                for i in range(20)
+            ],
+        )
+        client.get("/api/items/19").raise_for_status()
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for _ in range(count):
+                response = client.get("/api/items/19")
+                if response.status_code != 200:
+                    raise RuntimeError(f"unexpected status {response.status_code}")
+            samples.append(time.perf_counter() - started)
+            engine.state.reset()
+            _upsert(
+                client,
+                {"httpRequest": {"path": "/api/items/19"}, "httpResponse": {"body": "19"}},
+            )
+    return statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks, print the figures, exit 1 if a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    results = {
+        "start_to_ready_s": bench_start(args.rounds),
+        "reset_s": bench_reset(args.rounds, 10, 20),
+        "reset_heavy_s": bench_reset(args.rounds, 100, 1000),
+        "requests_1000_s": bench_requests(args.rounds),
+    }
+    print(f"MockServer engine (median of {args.rounds} rounds, Python {sys.version.split()[0]})")
+    missed = False
+    for name, value in results.items():
+        target = TARGETS[name]
+        verdict = "ok" if value < target else "MISSED"
+        missed = missed or value >= target
+        print(f"  {name:<18} {value * 1000:9.3f} ms   (target < {target * 1000:g} ms) {verdict}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

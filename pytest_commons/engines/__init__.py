@@ -1,0 +1,1 @@
+"""In-process engines that stand in for real services."""

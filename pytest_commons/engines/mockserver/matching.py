@@ -1,0 +1,258 @@
+"""Request matching: does a recorded request satisfy a MockServer request matcher?
+
+Semantics follow MockServer's: strings match exactly or as a full regex, ``!`` negates,
+key-to-multi-value collections match as a sub-set (``keyMatchStyle: MATCHING_KEY``
+makes every value of a matched key count), header names are case-insensitive, and
+JSON bodies match with ``ONLY_MATCHING_FIELDS`` (extra fields and array items ignored,
+array order ignored) unless ``STRICT``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .model import (
+    BodyMatcher,
+    KeyMatcher,
+    ModelError,
+    MultiValueMatcher,
+    RecordedRequest,
+    RecordedResponse,
+    RequestMatcher,
+    parse_body_matcher,
+    parse_multi_value,
+)
+
+_JSON_UNIT: Final = "${json-unit."
+
+
+def match_request(matcher: RequestMatcher, request: RecordedRequest) -> bool:
+    """Whether ``request`` satisfies ``matcher`` (including the matcher's ``not``)."""
+    return _match_positive(matcher, request) != matcher.negated
+
+
+def _match_positive(matcher: RequestMatcher, request: RecordedRequest) -> bool:
+    if matcher.method is not None and not matcher.method.matches(request.method):
+        return False
+    if matcher.path is not None and not _match_path(matcher, request.path):
+        return False
+    if matcher.keep_alive is not None and matcher.keep_alive != request.keep_alive:
+        return False
+    if matcher.query is not None and not match_multi(matcher.query, request.query):
+        return False
+    if matcher.headers is not None and not match_multi(matcher.headers, request.headers):
+        return False
+    if matcher.cookies is not None and not match_multi(matcher.cookies, request.cookies):
+        return False
+    return matcher.body is None or match_body(matcher.body, request)
+
+
+def _match_path(matcher: RequestMatcher, path: str) -> bool:
+    assert matcher.path is not None
+    if matcher.path_template is None:
+        if matcher.path_parameters is not None:
+            return False
+        return matcher.path.matches(path)
+    if matcher.path.text is not None and path == matcher.path.text:
+        # the literal template text itself, e.g. when filtering by a definition
+        return not matcher.path.negated
+    found = matcher.path_template.fullmatch(path)
+    if found is None:
+        return matcher.path.negated
+    if matcher.path_parameters is None:
+        return not matcher.path.negated
+    values = list(zip(matcher.path_names, found.groups(), strict=True))
+    return match_multi(matcher.path_parameters, values) != matcher.path.negated
+
+
+def match_multi(matcher: MultiValueMatcher, actual: Sequence[tuple[str, str]]) -> bool:
+    """Match a key-to-multi-value matcher against ``(name, value)`` pairs.
+
+    Name case-insensitivity (headers) is compiled into the name matchers.
+    """
+    return all(_match_entry(entry, actual, matcher.matching_key) for entry in matcher.entries)
+
+
+def _values_for(entry: KeyMatcher, actual: Sequence[tuple[str, str]]) -> list[str] | None:
+    values: list[str] | None = None
+    for name, value in actual:
+        if entry.name.matches_positive(name):
+            if values is None:
+                values = []
+            values.append(value)
+    return values
+
+
+def _values_satisfy(entry: KeyMatcher, values: list[str], matching_key: bool) -> bool:
+    for expected in entry.values:
+        if expected.negated:
+            if any(expected.matches_positive(value) for value in values):
+                return False
+        elif not any(expected.matches(value) for value in values):
+            return False
+    if matching_key and entry.values:
+        return all(any(expected.matches(value) for expected in entry.values) for value in values)
+    return True
+
+
+def _match_entry(entry: KeyMatcher, actual: Sequence[tuple[str, str]], matching_key: bool) -> bool:
+    values = _values_for(entry, actual)
+    if entry.name.negated:
+        # "!name": no such key (with those values, when values are given)
+        if values is None:
+            return True
+        return bool(entry.values) and not _values_satisfy(entry, values, matching_key)
+    if values is None:
+        return entry.name.optional
+    return _values_satisfy(entry, values, matching_key)
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def match_body(matcher: BodyMatcher, request: RecordedRequest) -> bool:
+    """Whether the request body satisfies ``matcher`` (including its ``not``)."""
+    return _body_positive(matcher, request) != matcher.negated
+
+
+def _body_positive(matcher: BodyMatcher, request: RecordedRequest) -> bool:
+    kind = matcher.kind
+    if kind == "STRING":
+        text = matcher.text or ""
+        if matcher.sub_string:
+            return text in request.text
+        return request.text == text
+    if kind == "REGEX":
+        assert matcher.pattern is not None
+        return request.text == matcher.text or matcher.pattern.fullmatch(request.text) is not None
+    if kind == "BINARY":
+        return request.body == matcher.raw
+    if kind == "PARAMETERS":
+        assert matcher.parameters is not None
+        return match_multi(matcher.parameters, request.form)
+    ok, value = request.json_body
+    if not ok:
+        return False
+    if kind == "JSON":
+        return json_matches(matcher.json_value, value, strict=matcher.strict)
+    if kind == "JSON_SCHEMA":
+        return bool(matcher.validator.is_valid(value))
+    if kind == "JSON_PATH":
+        return bool(matcher.json_path.find(value))
+    return False
+
+
+def json_matches(expected: Any, actual: Any, *, strict: bool) -> bool:
+    """Compare JSON values; lenient mode ignores extra fields, extra items and order.
+
+    JsonUnit placeholders MockServer understands are honoured:
+    ``${json-unit.ignore}``, ``${json-unit.any-string}``, ``${json-unit.any-number}``,
+    ``${json-unit.any-boolean}`` and ``${json-unit.regex}<pattern>``.
+    """
+    if isinstance(expected, str) and expected.startswith(_JSON_UNIT):
+        return _placeholder(expected, actual)
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return False
+        if strict and set(actual) - set(expected):
+            return False
+        for key, value in expected.items():
+            if key not in actual:
+                if value == "${json-unit.ignore}":
+                    continue
+                return False
+            if not json_matches(value, actual[key], strict=strict):
+                return False
+        return True
+    if isinstance(expected, list):
+        if not isinstance(actual, list):
+            return False
+        if strict:
+            return len(expected) == len(actual) and all(
+                json_matches(e, a, strict=True) for e, a in zip(expected, actual, strict=True)
+            )
+        return _unordered_subset(expected, actual, [False] * len(actual), 0)
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
+    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        return expected == actual
+    return bool(type(expected) is type(actual) and expected == actual)
+
+
+def _unordered_subset(expected: list[Any], actual: list[Any], used: list[bool], index: int) -> bool:
+    """Backtracking: every expected item matches a distinct actual item."""
+    if index == len(expected):
+        return True
+    for position, candidate in enumerate(actual):
+        if used[position] or not json_matches(expected[index], candidate, strict=False):
+            continue
+        used[position] = True
+        if _unordered_subset(expected, actual, used, index + 1):
+            return True
+        used[position] = False
+    return False
+
+
+def _placeholder(expected: str, actual: Any) -> bool:
+    if expected == "${json-unit.ignore}":
+        return True
+    if expected == "${json-unit.any-string}":
+        return isinstance(actual, str)
+    if expected == "${json-unit.any-number}":
+        return isinstance(actual, (int, float)) and not isinstance(actual, bool)
+    if expected == "${json-unit.any-boolean}":
+        return isinstance(actual, bool)
+    if expected.startswith("${json-unit.regex}"):
+        pattern = expected[len("${json-unit.regex}") :]
+        try:
+            return isinstance(actual, str) and re.fullmatch(pattern, actual) is not None
+        except re.error:
+            return False
+    return isinstance(actual, str) and actual == expected
+
+
+@dataclass(frozen=True)
+class ResponseMatcher:
+    """The ``httpResponse`` of a response-aware verification."""
+
+    status: int | None
+    reason: str | None
+    headers: MultiValueMatcher | None
+    body: BodyMatcher | None
+
+    def matches(self, response: RecordedResponse | None) -> bool:
+        """Whether a recorded response has this status, reason, headers and body."""
+        if response is None:
+            return False
+        if self.status is not None and self.status != response.status:
+            return False
+        if self.reason is not None and self.reason != response.reason:
+            return False
+        if self.headers is not None and not match_multi(self.headers, response.headers):
+            return False
+        if self.body is None:
+            return True
+        as_request = RecordedRequest(
+            method="", path="", headers=response.headers, body=response.body
+        )
+        return match_body(self.body, as_request)
+
+
+def parse_response_matcher(raw: Any, path: str) -> ResponseMatcher:
+    """Parse the ``httpResponse`` of a verification into a :class:`ResponseMatcher`."""
+    if not isinstance(raw, dict):
+        raise ModelError(path, "must be a JSON object")
+    status = raw.get("statusCode")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+        raise ModelError(f"{path}/statusCode", "must be an integer")
+    reason = raw.get("reasonPhrase")
+    headers = (
+        parse_multi_value(raw["headers"], f"{path}/headers", ignore_case_names=True)
+        if raw.get("headers") is not None
+        else None
+    )
+    body = parse_body_matcher(raw["body"], f"{path}/body") if raw.get("body") is not None else None
+    return ResponseMatcher(status, reason if isinstance(reason, str) else None, headers, body)
