@@ -198,9 +198,12 @@ class Registry:
                 self.ctx.ensure_reaper()
             try:
                 return backend, backend.start(spec, self.ctx)
-            except ServiceStartError as exc:
+            except BaseException as exc:
                 self.ctx.remove(spec.name)
-                if choice != "auto":
+                if not isinstance(exc, ServiceStartError):
+                    raise
+                # a configured URL or an explicit choice is intent: its failure is final
+                if choice != "auto" or name == "external":
                     raise
                 first_error = first_error or exc
                 reasons.append((name, f"failed to start: {exc.what}"))

@@ -48,6 +48,11 @@ def wait_ready(
         except ProbeRefused as exc:
             raise ServiceStartError(spec.name, backend, str(exc), log_tail=log_tail(),
                                     log_path=log_path, remedy=remedy) from None
+        except Exception as exc:  # a driver error the probe does not know: report, don't hang
+            raise ServiceStartError(
+                spec.name, backend,
+                f"the readiness probe failed unexpectedly: {type(exc).__name__}: {exc}",
+                log_tail=log_tail(), log_path=log_path, remedy=remedy) from exc
         if time.monotonic() >= deadline:
             raise ServiceStartError(
                 spec.name, backend,

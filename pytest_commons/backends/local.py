@@ -145,6 +145,9 @@ class LocalBackend(Backend):
                 if port_lost and attempt < 2:
                     continue  # another process took the port between our check and the bind
                 raise
+            except BaseException:
+                kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
+                raise
             inst.ready = True
             inst.startup_seconds = round(time.monotonic() - started, 4)
             ctx.write(inst)

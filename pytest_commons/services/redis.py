@@ -80,18 +80,18 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         )
 
     def probe(self, info: RedisInfo, timeout: float) -> str:
-        import redis
+        from redis import exceptions as rex
 
         client = self.client(info, timeout=timeout)
         try:
             server = client.info("server")
-        except (redis.AuthenticationError, redis.AuthorizationError) as exc:
+        except (rex.AuthenticationError, rex.AuthorizationError) as exc:
             raise ProbeRefused(f"the server refused the credentials: {exc}") from None
-        except redis.ResponseError as exc:
+        except rex.ResponseError as exc:
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
                 raise ProbeRefused(f"the server refused the credentials: {exc}") from None
             raise NotReady(str(exc)) from None
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        except (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError) as exc:
             raise NotReady(str(exc)) from None
         finally:
             client.close()

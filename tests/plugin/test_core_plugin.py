@@ -1,0 +1,264 @@
+"""Plugin behaviour in inner pytest runs: markers, options, skips, reports, failures, xdist."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pytest_commons.registry import ServiceHandle
+from pytest_commons.services.postgres import PostgresInfo
+from pytest_commons.services.redis import RedisInfo
+
+PG_TEST = """
+def test_pg(postgres):
+    with postgres.connect() as conn:
+        assert conn.execute("select 1").fetchone()[0] == 1
+"""
+REDIS_TEST = """
+def test_redis(redis):
+    assert redis.ping()
+"""
+
+
+def test_markers_added_and_registered(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+                                      ) -> None:
+    pytester.makepyfile(PG_TEST + REDIS_TEST + "\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("-m", "not postgres", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_redis*", "*test_plain*"])
+    result.stdout.no_fnmatch_line("*test_pg*")
+    result = pytester.runpytest_subprocess("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.postgres: the test uses the PostgreSQL service*",
+                                 "@pytest.mark.redis: *"])
+
+
+def test_runs_and_reports_backend_version_and_startup(pytester: pytest.Pytester,
+                                                      clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(PG_TEST + REDIS_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "commons: backends auto = external → docker → local; missing services → skip",
+        "commons: postgres (*), redis (*)",
+        "*commons services*",
+        "postgres    local     15.* ready in *s*127.0.0.1:*",
+        "redis       local     7.* ready in *s*127.0.0.1:*",
+    ])
+
+
+def test_unavailable_service_skips_with_reasons(pytester: pytest.Pytester,
+                                                clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(REDIS_TEST)
+    result = pytester.runpytest_subprocess("--redis-backend=external", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([
+        "*redis: no backend available*",
+        "*external: $PYTEST_COMMONS_REDIS_URL is not set (set PYTEST_COMMONS_REDIS_URL to a "
+        "Redis your CI provides)*",
+    ])
+
+
+def test_missing_services_fail_under_ci(pytester: pytest.Pytester,
+                                        clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(REDIS_TEST)
+    clean_env.setenv("CI", "true")
+    result = pytester.runpytest_subprocess("--redis-backend=external")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*failing because --services-missing=fail*"])
+    result = pytester.runpytest_subprocess("--redis-backend=external", "--services-missing=skip")
+    result.assert_outcomes(skipped=1)
+
+
+def test_auto_lists_a_reason_per_backend(pytester: pytest.Pytester,
+                                         clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(PG_TEST)
+    clean_env.setenv("PYTEST_COMMONS_POSTGRES_BINDIR", str(pytester.path / "nowhere"))
+    clean_env.setenv("PYTEST_COMMONS_BACKEND_ORDER", "external,local")
+    result = pytester.runpytest_subprocess("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([
+        "*external: $PYTEST_COMMONS_POSTGRES_URL is not set*",
+        "*local: no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR=*nowhere*",
+    ])
+
+
+def test_option_precedence_cli_env_ini(pytester: pytest.Pytester,
+                                       clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\nredis_backend = external\n")
+    pytester.makepyfile(REDIS_TEST)
+    # ini alone: external (not configured) -> skip
+    pytester.runpytest_subprocess().assert_outcomes(skipped=1)
+    # env beats ini
+    clean_env.setenv("PYTEST_COMMONS_REDIS_BACKEND", "local")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*forced*redis=local*"])
+    # command line beats env
+    pytester.runpytest_subprocess("--redis-backend=external").assert_outcomes(skipped=1)
+
+
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester,
+                                            clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(REDIS_TEST)
+    clean_env.setenv("PYTEST_COMMONS_REDIS_BACKEND", "dokker")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*redis_backend='dokker' is not one of auto, external, "
+                                 "docker, local*PYTEST_COMMONS_REDIS_BACKEND*"])
+    clean_env.delenv("PYTEST_COMMONS_REDIS_BACKEND")
+    result = pytester.runpytest_subprocess("--backend-order=local,cloud")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*backend_order='local,cloud' names unknown backends*"])
+
+
+def test_malformed_url_is_a_clear_failure(pytester: pytest.Pytester,
+                                          clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(PG_TEST)
+    clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", "mysql://root@localhost/x")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*postgres (external backend): malformed PYTEST_COMMONS_POSTGRES_URL: scheme must be "
+        "postgresql://, got 'mysql'*",
+        "*remedy: set PYTEST_COMMONS_POSTGRES_URL*",
+    ])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_external_refused_credentials_fail_fast(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch,
+    postgres_service: ServiceHandle[PostgresInfo],
+) -> None:
+    info = postgres_service.info
+    pytester.makepyfile(PG_TEST)
+    clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL",
+                     f"postgresql://nosuchrole:topsecret@{info.host}:{info.port}/postgres")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*postgres (external backend): the server refused us:*"
+                                 "role \"nosuchrole\" does not exist*"])
+    assert "topsecret" not in result.stdout.str() + result.stderr.str()
+
+
+def _fake_server(directory: Path, name: str, script: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def test_server_dying_during_start_quotes_its_log(pytester: pytest.Pytester,
+                                                  clean_env: pytest.MonkeyPatch) -> None:
+    # a stand-in for a broken installation: the plugin's error path is what is under test
+    bindir = pytester.path / "brokenbin"
+    _fake_server(bindir, "redis-server",
+                 'echo "FATAL CONFIG FILE ERROR (simulated broken install)"\nexit 3\n')
+    pytester.makepyfile(REDIS_TEST)
+    clean_env.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    result = pytester.runpytest_subprocess("--redis-backend=local")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*redis (local backend): the server exited with code 3 during start*",
+        "*last lines of */server.log:*",
+        "*| FATAL CONFIG FILE ERROR (simulated broken install)*",
+    ])
+
+
+def test_start_timeout_names_the_deadline(pytester: pytest.Pytester,
+                                          clean_env: pytest.MonkeyPatch) -> None:
+    bindir = pytester.path / "hangbin"
+    _fake_server(bindir, "redis-server", 'echo "starting but never listening"\nexec sleep 30\n')
+    pytester.makepyfile(REDIS_TEST)
+    clean_env.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    result = pytester.runpytest_subprocess("--redis-backend=local", "--service-start-timeout=1")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*redis (local backend): not ready after 1 s (last probe: *",
+        "*| starting but never listening*",
+    ])
+
+
+def test_xdist_shares_one_server_and_isolates(pytester: pytest.Pytester,
+                                              clean_env: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("xdist")
+    out = pytester.path / "out"
+    out.mkdir()
+    pytester.makepyfile(f"""
+        import os, pytest
+
+        @pytest.mark.parametrize("i", range(8))
+        def test_pg(postgres, postgres_service, redis, i):
+            with postgres.connect() as conn:
+                conn.execute("create table t (x int)")
+                conn.execute("insert into t values (%s)", (i,))
+                assert conn.execute("select count(*) from t").fetchone()[0] == 1
+                pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+                port = conn.execute("show port").fetchone()[0]
+            assert redis.dbsize() == 0
+            redis.set("k", i)
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "none")
+            with open({str(out)!r} + f"/{{i}}", "w") as fh:
+                fh.write(f"{{worker}} {{port}} {{postgres.name}}")
+    """)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    rows = [f.read_text().split() for f in out.iterdir()]
+    assert {r[0] for r in rows} == {"gw0", "gw1"}
+    assert len({r[1] for r in rows}) == 1, "both workers must use one server"
+    assert len({r[2] for r in rows}) == 8, "every test gets its own database"
+    result.stdout.fnmatch_lines(["*commons services*", "postgres    local*", "redis       local*"])
+
+
+def test_external_backend_touches_only_its_own(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch,
+    postgres_service: ServiceHandle[PostgresInfo], redis_service: ServiceHandle[RedisInfo],
+) -> None:
+    import psycopg
+    import redis as redis_py
+
+    pg = postgres_service.info
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS userdata")
+        admin.execute("CREATE DATABASE userdata")
+    with psycopg.connect(pg.with_db("userdata").dsn) as conn:
+        conn.execute("create table keep (x int)")
+        conn.execute("insert into keep values (42)")
+    rinfo = redis_service.info
+    user_client = redis_py.Redis(host=rinfo.host, port=rinfo.port, db=0)
+    user_client.set("user:key", "precious")
+    busy = redis_py.Redis(host=rinfo.host, port=rinfo.port, db=15)
+    busy.set("user:other", "also precious")
+
+    pytester.makepyfile(PG_TEST + REDIS_TEST + """
+def test_redis_writes(redis):
+    redis.set("mine", 1)
+    assert redis.keys() == [b"mine"]
+""")
+    clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", pg.url)
+    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", f"redis://{rinfo.host}:{rinfo.port}/0")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["postgres    external*", "redis       external*"])
+    # the server is still running (never stopped), user data untouched, nothing of ours left
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        names = [r[0] for r in admin.execute("select datname from pg_database")]
+        assert "userdata" in names
+        assert not [n for n in names if n.startswith("pc_") and "gw" not in n
+                    and n.split("_")[1] != _own_prefix()], names
+    with psycopg.connect(pg.with_db("userdata").dsn) as conn:
+        assert conn.execute("select x from keep").fetchall() == [(42,)]
+    assert user_client.get("user:key") == b"precious"
+    assert busy.get("user:other") == b"also precious"
+    claims = user_client.keys("pytest-commons:claim:*")
+    assert claims == [], "claims are released at the end"
+    user_client.delete("user:key")
+    busy.delete("user:other")
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE userdata")
+
+
+def _own_prefix() -> str:
+    # databases of the outer run itself are named pc_<pid>_…; anything else would be a leak
+    return str(os.getpid())

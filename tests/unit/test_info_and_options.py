@@ -1,0 +1,85 @@
+"""Connection info types, URL parsing and masking (no servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_commons.errors import ServiceStartError, ServiceUnavailable
+from pytest_commons.services.base import mask_url
+from pytest_commons.services.postgres import PostgresInfo, PostgresSpec, quote_ident
+from pytest_commons.services.redis import RedisInfo, RedisSpec
+
+
+def test_postgres_repr_masks_password() -> None:
+    info = PostgresInfo(host="127.0.0.1", port=5432, user="u", password="s3cret", dbname="d")
+    assert "s3cret" not in repr(info)
+    assert "s3cret" not in str(info)
+    assert "password='***'" in repr(info)
+    assert "s3cret" in info.url  # the URL itself must carry it for drivers
+
+
+def test_redis_repr_masks_password() -> None:
+    info = RedisInfo(host="127.0.0.1", port=6379, password="hunter2", db=3)
+    assert "hunter2" not in repr(info)
+    assert info.url == "redis://:hunter2@127.0.0.1:6379/3"
+
+
+def test_mask_url() -> None:
+    assert mask_url("postgresql://u:pw@h:1/d") == "postgresql://u:***@h:1/d"
+    assert mask_url("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://alice:p%40ss@db.local:6543/app",
+         PostgresInfo(host="db.local", port=6543, user="alice", password="p@ss", dbname="app")),
+        ("postgres://h", PostgresInfo(host="h", port=5432)),
+    ],
+)
+def test_postgres_parse_url(url: str, expected: PostgresInfo) -> None:
+    assert PostgresSpec().parse_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [("mysql://h/db", "scheme"), ("postgresql://:5432/x", "no host"),
+     ("postgresql://h:99999/x", "port")],
+)
+def test_postgres_parse_url_errors(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        PostgresSpec().parse_url(url)
+
+
+def test_redis_parse_url() -> None:
+    info = RedisSpec().parse_url("rediss://user:pw@cache:6380/4")
+    assert (info.host, info.port, info.username, info.password, info.db, info.ssl) == (
+        "cache", 6380, "user", "pw", 4, True)
+    with pytest.raises(ValueError, match="database number"):
+        RedisSpec().parse_url("redis://h/abc")
+
+
+def test_dsn_quotes_values() -> None:
+    info = PostgresInfo(host="h", port=1, user="o'neil", password="a b\\c")
+    assert "user='o\\'neil'" in info.dsn
+    assert "password='a b\\\\c'" in info.dsn
+
+
+def test_quote_ident_refuses_odd_names() -> None:
+    assert quote_ident("pc_1_gw0_3") == '"pc_1_gw0_3"'
+    with pytest.raises(ValueError):
+        quote_ident('x"; DROP DATABASE y; --')
+
+
+def test_error_messages_name_service_backend_and_remedy() -> None:
+    err = ServiceStartError("postgres", "local", "the server exited with code 1 during start",
+                            log_tail="FATAL: boom", log_path="/x/server.log",
+                            remedy="apt-get install postgresql")
+    text = str(err)
+    assert text.startswith("postgres (local backend): the server exited")
+    assert "| FATAL: boom" in text and "/x/server.log" in text
+    assert "remedy: apt-get install postgresql" in text
+    unavailable = ServiceUnavailable("redis", [("external", "$X is not set"),
+                                               ("local", "not installed")])
+    assert "- external: $X is not set" in str(unavailable)
+    assert "- local: not installed" in str(unavailable)
