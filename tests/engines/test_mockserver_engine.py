@@ -747,6 +747,18 @@ def test_invalid_expectation_through_client(client: MockServerClient) -> None:
         )
 
 
+def test_invalid_verification_is_400(engine: MockServerEngine) -> None:
+    for body in (b"[1, 2", b'"text"', b'{"times": {"atLeast": "one"}}'):
+        response = httpx.put(f"{engine.url}/mockserver/verify", content=body)
+        assert response.status_code == 400
+
+
+def test_bad_content_length_is_400(engine: MockServerEngine) -> None:
+    with socket.create_connection((engine.host, engine.port), timeout=5) as raw:
+        raw.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: ten\r\n\r\n")
+        assert raw.recv(1024).startswith(b"HTTP/1.1 400")
+
+
 def test_unsupported_control_endpoint_is_501(engine: MockServerEngine) -> None:
     assert httpx.put(f"{engine.url}/mockserver/clock").status_code == 501
 

@@ -84,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: _Server
+    #: seconds a connection may sit idle (or stall mid-request) before it is closed
+    timeout = 120.0
     server_version = "pytest-commons-mockserver"
 
     def setup(self) -> None:
