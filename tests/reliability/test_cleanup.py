@@ -1,0 +1,142 @@
+"""Nothing is left running: after kill -9, Ctrl-C, with xdist, and with concurrent runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.reliability
+
+HOLDING_TEST = """
+import json, os, time
+
+def test_hold(postgres, redis, postgres_service, redis_service, request):
+    from pytest_commons._state import get_registry
+    ctx = get_registry(request.config).ctx
+    state = {{
+        "pids": [postgres_service.instance.pid, redis_service.instance.pid],
+        "run_dir": str(ctx.run_dir),
+        "pytest_pid": os.getpid(),
+    }}
+    with open({out!r} + ".tmp", "w") as fh:
+        json.dump(state, fh)
+    os.replace({out!r} + ".tmp", {out!r})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:   # held until the outer test kills this run
+        time.sleep(0.05)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS")) and k != "CI"}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _start_holding_run(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict]:  # type: ignore[type-arg]
+    out = tmp_path / "state.json"
+    (tmp_path / "test_hold.py").write_text(HOLDING_TEST.format(out=str(out)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra,
+         str(tmp_path / "test_hold.py")],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    _wait_for(lambda: out.exists() or proc.poll() is not None, 60, "the inner run to start")
+    if not out.exists():
+        pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
+    return proc, json.loads(out.read_text())
+
+
+def _assert_all_gone(state: dict) -> None:  # type: ignore[type-arg]
+    for pid in state["pids"]:
+        _wait_for(lambda pid=pid: not _alive(pid), 15, f"server pid {pid} to exit")
+    _wait_for(lambda: not Path(state["run_dir"]).exists(), 15, "the run directory to be removed")
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["plain", "xdist"])
+def test_kill_9_of_pytest_leaves_nothing(tmp_path: Path, xdist: bool) -> None:
+    extra = ("-n", "1") if xdist else ()
+    if xdist:
+        pytest.importorskip("xdist")
+    proc, state = _start_holding_run(tmp_path, *extra)
+    assert all(_alive(pid) for pid in state["pids"])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    _assert_all_gone(state)
+
+
+def test_ctrl_c_stops_servers(tmp_path: Path) -> None:
+    proc, state = _start_holding_run(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=30)[0].decode()
+    assert "KeyboardInterrupt" in output
+    _assert_all_gone(state)
+
+
+def test_two_runs_at_once_do_not_collide(tmp_path: Path) -> None:
+    test = """
+import os
+def test_both(postgres, redis, postgres_service, redis_service):
+    with postgres.connect() as conn:
+        conn.execute("create table t (x int)")
+        conn.execute("insert into t values (1)")
+    redis.set("k", os.getpid())
+    assert redis.get("k") == str(os.getpid()).encode()
+    with open(os.environ["OUT"], "w") as fh:
+        fh.write(f"{postgres_service.info.port} {redis_service.info.port}")
+"""
+    procs = []
+    for i in range(2):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "test_both.py").write_text(test)
+        env = {**_env(), "OUT": str(run / "out")}
+        procs.append(subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p",
+                                       "no:cacheprovider"], cwd=run, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    for proc, output in zip(procs, outputs):
+        assert proc.returncode == 0, output
+    ports = [(tmp_path / f"run{i}" / "out").read_text().split() for i in range(2)]
+    assert ports[0][0] != ports[1][0] and ports[0][1] != ports[1][1]
+
+
+def test_a_normal_run_leaves_no_run_directory(tmp_path: Path) -> None:
+    from pytest_commons._run import runtime_root
+
+    before = set(runtime_root().glob("run-*"))
+    (tmp_path / "test_one.py").write_text("def test_one(redis):\n    assert redis.ping()\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+    after = set(runtime_root().glob("run-*"))
+    # other runs (e.g. this outer one) may exist; none may be new
+    assert not (after - before), after - before
