@@ -134,7 +134,7 @@ class LocalBackend(Backend):
                 service=spec.name, backend=self.name, info=launch.info, pid=proc.pid,
                 argv=launch.argv, env=launch.env, server_user=run_user,
                 stop_signal=int(launch.stop_signal), log_path=log_path, paths=[str(sdir)],
-                extra={"datadir": str(datadir)},
+                extra={"datadir": str(datadir), "graceful_signal": int(launch.graceful_signal)},
             )
             ctx.write(inst)
             try:
@@ -157,7 +157,8 @@ class LocalBackend(Backend):
     # fault injection --------------------------------------------------------------------------
     def stop_only(self, instance: Instance) -> None:
         if instance.pid:
-            kill_process_group(instance.pid, instance.stop_signal)
+            sig = int(instance.extra.get("graceful_signal", instance.stop_signal))
+            kill_process_group(instance.pid, sig, grace=30.0)
 
     def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
         self.stop_only(instance)

@@ -72,6 +72,7 @@ class LocalLaunch:
     env: dict[str, str] = field(default_factory=dict)
     run_as_server_user: bool = False
     stop_signal: int = signal.SIGTERM
+    graceful_signal: int = signal.SIGTERM  # for stop()/restart() in tests: data must survive
     port_in_use_markers: tuple[str, ...] = ("Address already in use",)
 
 

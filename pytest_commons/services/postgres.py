@@ -250,6 +250,7 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
             info=PostgresInfo(host="127.0.0.1", port=port).to_dict(),
             run_as_server_user=True,
             stop_signal=signal.SIGQUIT,  # immediate shutdown: the data is thrown away anyway
+            graceful_signal=signal.SIGINT,  # fast shutdown: flushes WAL, for restart()
             port_in_use_markers=("could not bind", "Address already in use"),
         )
 
