@@ -45,6 +45,10 @@ def reap(run_dir: Path) -> None:
         if instance.reused:
             continue  # --reuse-services: kept on purpose
         stop_instance(instance)
+    if (run_dir / "docker-used").exists():
+        from pytest_commons._cleanup import sweep_run_containers
+
+        sweep_run_containers(run_dir.name.split("-", 1)[1])
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

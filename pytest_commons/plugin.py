@@ -6,7 +6,6 @@ only when a test asks for a service, so loading this plugin costs next to nothin
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -146,11 +145,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     registry.shutdown()
     if not config.stash.get(OWNER_KEY, False):
         return
-    from pytest_commons._cleanup import stop_instance
+    from pytest_commons._cleanup import stop_all, sweep_run_containers
 
-    for inst in registry.ctx.instances():
-        with contextlib.suppress(Exception):
-            stop_instance(inst)
+    stop_all(registry.ctx.instances())
+    if (registry.ctx.run_dir / "docker-used").exists():
+        sweep_run_containers(registry.ctx.run_id)
     registry.ctx.destroy()
     del config.stash[REGISTRY_KEY]
 

@@ -158,9 +158,8 @@ class RedisSpec(ServiceSpec[RedisInfo]):
 
     # docker -----------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:
-        return DockerLaunch(image=image, container_port=6379,
-                            command=["redis-server", "--requirepass", "commons",
-                                     "--protected-mode", "no", "--save", ""])
+        # testcontainers' RedisContainer runs `redis-server --requirepass <password>`
+        return DockerLaunch(image=image, container_port=6379, extra={"password": "commons"})
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> RedisInfo:
         return RedisInfo(host=host, port=port, password="commons")

@@ -1,0 +1,258 @@
+"""The docker backend: a container per service through testcontainers.
+
+Ports are published on 127.0.0.1 only and the client connects through 127.0.0.1 (on a VM
+that looks like a container, testcontainers would otherwise guess a gateway address).
+testcontainers' Ryuk reaper is not used (its image may not be pullable): containers carry
+labels with the run's id, are recorded the moment they exist, and the plugin's own reaper
+removes them when pytest dies. Readiness is the service's own protocol probe, with the
+container's log quoted when it exits or times out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from pytest_commons._run import Instance, RunContext
+from pytest_commons.backends.base import AnySpec, Backend, wait_ready
+from pytest_commons.backends.local import free_port
+from pytest_commons.errors import BackendUnavailable, ServiceStartError, tail
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
+
+LABEL = "pytest-commons"
+RUN_LABEL = "pytest-commons.run"
+SERVICE_LABEL = "pytest-commons.service"
+_PULLED: set[str] = set()
+_PULL_LOCK = threading.Lock()
+_CONFIGURED = False
+
+
+def _configure_testcontainers() -> None:
+    """Connect through 127.0.0.1 and never start Ryuk (we reap containers ourselves)."""
+    global _CONFIGURED
+    if _CONFIGURED:
+        return
+    from testcontainers.core.config import ConnectionMode
+    from testcontainers.core.config import testcontainers_config as config
+
+    if not os.environ.get("TC_HOST") and not os.environ.get("TESTCONTAINERS_HOST_OVERRIDE"):
+        config.tc_host_override = "127.0.0.1"
+    if not os.environ.get("TESTCONTAINERS_CONNECTION_MODE"):
+        config.connection_mode_override = ConnectionMode.docker_host
+    config.ryuk_disabled = True
+    _CONFIGURED = True
+
+
+def docker_socket_missing() -> str | None:
+    """A cheap check before importing the Docker SDK: is there an engine to talk to at all?"""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None
+    path = host[len("unix://"):] if host else "/var/run/docker.sock"
+    if not os.path.exists(path):
+        return f"no Docker engine ({path} does not exist)"
+    return None
+
+
+def docker_client() -> Any:
+    import docker
+
+    return docker.from_env(timeout=10)
+
+
+class DockerBackend(Backend):
+    """Containers through testcontainers; see the module docstring."""
+
+    name = "docker"
+
+    def _image(self, spec: AnySpec) -> str:
+        return self.settings.get(f"{spec.name}_image") or spec.meta.default_image
+
+    def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
+        missing = docker_socket_missing()
+        if missing:
+            return BackendUnavailable(missing, "start Docker (dockerd), or set DOCKER_HOST")
+        try:
+            import testcontainers.core.container  # noqa: F401
+        except ImportError:
+            return BackendUnavailable("testcontainers is not installed",
+                                      'pip install "pytest-commons[docker]"')
+        try:
+            client = docker_client()
+            client.ping()
+        except Exception as exc:
+            return BackendUnavailable(f"the Docker engine does not answer: {exc}",
+                                      "start Docker (dockerd), or set DOCKER_HOST")
+        image = self._image(spec)
+        try:
+            return self._ensure_image(client, spec, image)
+        finally:
+            client.close()
+
+    def _ensure_image(self, client: Any, spec: AnySpec, image: str) -> BackendUnavailable | None:
+        import docker
+
+        try:
+            client.images.get(image)
+            return None
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            return BackendUnavailable(f"cannot inspect image {image}: {exc}")
+        with _PULL_LOCK:
+            if image in _PULLED:
+                return None
+            print(f"commons: pulling image {image} for {spec.name} …", file=sys.stderr,
+                  flush=True)
+            try:
+                client.images.pull(image)
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                return BackendUnavailable(
+                    f"image {image} is not present and cannot be pulled ({first[:200]})",
+                    f"build or load it, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE to an "
+                    "image you have (scripts/build-test-images.sh builds local test images)")
+            _PULLED.add(image)
+        return None
+
+    def _container(self, spec: AnySpec, image: str) -> tuple[DockerContainer, Any]:
+        launch = spec.docker_launch(image)
+        container: DockerContainer
+        if spec.name == "postgres":
+            from testcontainers.postgres import PostgresContainer
+
+            container = PostgresContainer(
+                image, port=launch.container_port, username=launch.env["POSTGRES_USER"],
+                password=launch.env["POSTGRES_PASSWORD"], dbname=launch.env["POSTGRES_DB"],
+                driver="psycopg")
+        elif spec.name == "redis":
+            from testcontainers.redis import RedisContainer
+
+            container = RedisContainer(image, port=launch.container_port,
+                                       password=launch.extra.get("password"))
+        elif spec.name == "mysql":
+            from testcontainers.mysql import MySqlContainer
+
+            container = MySqlContainer(
+                image, dialect="pymysql", port=launch.container_port,
+                username=launch.env.get("MYSQL_USER", "test"),
+                root_password=launch.env.get("MYSQL_ROOT_PASSWORD", "commons"),
+                password=launch.env.get("MYSQL_PASSWORD", "commons"),
+                dbname=launch.env.get("MYSQL_DATABASE", "test"))
+        else:
+            from testcontainers.core.container import DockerContainer as Generic
+
+            container = Generic(image)
+            for key, value in launch.env.items():
+                container.with_env(key, value)
+        if launch.command is not None:
+            container.with_command(launch.command)
+        for key, value in launch.env.items():
+            container.with_env(key, value)
+        # publish on 127.0.0.1 only, on a port chosen now so that stop()/start() keep it
+        container.ports = {str(launch.container_port): ("127.0.0.1", free_port())}  # type: ignore[dict-item]
+        for port in launch.extra.get("extra_ports", []):
+            container.ports[str(port)] = ("127.0.0.1", free_port())  # type: ignore[assignment]
+        return container, launch
+
+    def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
+        from testcontainers.core.container import DockerContainer as Base
+
+        _configure_testcontainers()
+        started = time.monotonic()
+        image = self._image(spec)
+        container, launch = self._container(spec, image)
+        labels = {LABEL: "1", RUN_LABEL: ctx.run_id, SERVICE_LABEL: spec.name,
+                  "pytest-commons.owner-pid": str(ctx.owner_pid)}
+        container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
+        (ctx.run_dir / "docker-used").touch()  # the reaper sweeps this run's labels
+        try:
+            Base.start(container)  # create + start; our own readiness wait follows
+        except Exception as exc:
+            self._remove_by_label(ctx.run_id, spec.name)
+            raise ServiceStartError(spec.name, self.name, f"could not start {image}: {exc}",
+                                    remedy="check `docker ps -a` and the Docker engine log"
+                                    ) from exc
+        cid = container.get_container_id()
+        inst = Instance(service=spec.name, backend=self.name, container_id=cid,
+                        extra={"image": image})
+        ctx.write(inst)
+        try:
+            api = container.get_docker_client().client.api
+            host_port = int(api.port(cid, launch.container_port)[0]["HostPort"])
+            info = spec.docker_info(launch, "127.0.0.1", host_port)
+            inst.info = info.to_dict()
+            extra_ports = {str(p): int(api.port(cid, p)[0]["HostPort"])
+                           for p in launch.extra.get("extra_ports", [])}
+            if extra_ports:
+                inst.extra["ports"] = extra_ports
+            ctx.write(inst)
+            wrapped = container.get_wrapped_container()
+
+            def exited() -> str | None:
+                wrapped.reload()
+                if wrapped.status in ("exited", "dead"):
+                    code = wrapped.attrs.get("State", {}).get("ExitCode")
+                    return f"container exited with code {code}"
+                return None
+
+            def logs() -> str:
+                try:
+                    return tail(wrapped.logs(tail=40).decode("utf-8", "replace"))
+                except Exception:
+                    return ""
+
+            inst.version = wait_ready(spec, self.name, info, self.settings.start_timeout(),
+                                      exited=exited, log_tail=logs,
+                                      log_path=f"docker logs {cid[:12]}")
+        except BaseException:
+            self._remove(cid)
+            raise
+        inst.ready = True
+        inst.startup_seconds = round(time.monotonic() - started, 4)
+        ctx.write(inst)
+        return inst
+
+    # cleanup and fault injection --------------------------------------------------------------
+    def _remove(self, cid: str) -> None:
+        from pytest_commons._cleanup import remove_container
+
+        remove_container(cid)
+
+    def _remove_by_label(self, run_id: str, service: str) -> None:
+        try:
+            client = docker_client()
+            for c in client.containers.list(all=True, filters={
+                    "label": [f"{RUN_LABEL}={run_id}", f"{SERVICE_LABEL}={service}"]}):
+                c.remove(force=True, v=True)
+            client.close()
+        except Exception:
+            pass
+
+    def stop_only(self, instance: Instance) -> None:
+        docker_client().containers.get(instance.container_id).stop(timeout=10)
+
+    def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
+        container = docker_client().containers.get(instance.container_id)
+        container.start()
+        info = spec.info_from_dict(instance.info)
+        instance.version = wait_ready(spec, self.name, info, self.settings.start_timeout())
+        return instance
+
+    def pause(self, instance: Instance) -> None:
+        docker_client().containers.get(instance.container_id).pause()
+
+    def resume(self, instance: Instance) -> None:
+        docker_client().containers.get(instance.container_id).unpause()
+
+    def logs(self, instance: Instance) -> str:
+        try:
+            raw = docker_client().containers.get(instance.container_id).logs()
+            return str(raw.decode("utf-8", "replace"))
+        except Exception:
+            return ""
