@@ -134,6 +134,12 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "services_doctor",
+        "Show what each service can run on here (and why not), then exit; same as "
+        "`pytest-commons doctor`.",
+        flag=True,
+    ),
+    Option(
         "commons_server_user",
         "User that local servers run as when pytest runs as root (default: postgres if it "
         "exists, else nobody).",

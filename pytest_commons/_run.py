@@ -25,6 +25,7 @@ from typing import Any
 from filelock import FileLock
 
 RUN_PREFIX = "run-"
+REUSE_DIR = "run-reuse"  # services kept between runs by --reuse-services
 
 
 def runtime_root() -> Path:
@@ -183,6 +184,14 @@ class RunContext:
             )
             marker.write_text(str(proc.pid))
 
+    @classmethod
+    def reuse(cls) -> RunContext:
+        """The persistent context that holds services kept by ``--reuse-services``."""
+        run_dir = runtime_root() / REUSE_DIR
+        (run_dir / "services").mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(run_dir, 0o711)
+        return cls(run_dir, 0, "reuse", 1)
+
     def destroy(self) -> None:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -191,6 +200,8 @@ def stale_runs(root: Path | None = None) -> Iterator[Path]:
     """Run directories whose owner process is gone (left by a crash the reaper missed)."""
     root = root or runtime_root()
     for run_dir in root.glob(f"{RUN_PREFIX}*"):
+        if run_dir.name == REUSE_DIR:
+            continue
         try:
             pid_text, start = (run_dir / "owner").read_text().split()
         except (OSError, ValueError):

@@ -29,6 +29,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _options.add_options(parser)
 
 
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("commons_services_doctor", default=None):
+        from pytest_commons.cli import _print_doctor, doctor_report
+
+        _print_doctor(doctor_report(_settings(config)))
+        return 0
+    return None
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -60,7 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[OWNER_KEY] = True
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(ctx), "commons-xdist")
-    config.stash[REGISTRY_KEY] = Registry(ctx, _settings(config), order)
+    config.stash[REGISTRY_KEY] = Registry(ctx, _settings(config), order,
+                                          reuse=_options.get_flag(config, "reuse_services"))
 
 
 class _XdistHooks:
@@ -119,7 +129,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for inst in ctx.instances():
         info = inst.info
         where = f"{info.get('host')}:{info.get('port')}" if "port" in info else ""
-        state = (f"ready in {inst.startup_seconds:.2f}s" if inst.ready else "starting")
+        state = ("reused (kept running)" if inst.reused and inst.startup_seconds == 0 else
+                 f"ready in {inst.startup_seconds:.2f}s" if inst.ready else "starting")
         rows.append(f"{inst.service:<11} {inst.backend:<9} {inst.version:<14} {state:<18} {where}")
     failures = []
     for svc in SERVICES:

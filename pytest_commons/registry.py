@@ -114,8 +114,9 @@ class ServiceHandle(Generic[InfoT]):
 class Registry:
     """Per-process access to the run's services."""
 
-    def __init__(self, ctx: RunContext, settings: Settings, order: list[str]) -> None:
-        self.ctx, self.settings, self.order = ctx, settings, order
+    def __init__(self, ctx: RunContext, settings: Settings, order: list[str],
+                 reuse: bool = False) -> None:
+        self.ctx, self.settings, self.order, self.reuse = ctx, settings, order, reuse
         self._futures: dict[str, Future[ServiceHandle[Any]]] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -160,13 +161,55 @@ class Registry:
                 data = json.loads(failure)
                 raise RecordedFailure(data["message"], unavailable=data["unavailable"])
             try:
-                backend, inst = self._start(spec)
+                backend, inst = (self._start_or_reuse(spec) if self.reuse
+                                 else self._start(spec, self.ctx))
             except CommonsError as exc:
                 unavailable = isinstance(exc, ServiceUnavailable)
                 self.ctx.write_failure(name, json.dumps(
                     {"message": str(exc), "unavailable": unavailable}))
                 raise
             return ServiceHandle(spec, backend, inst, self.ctx)
+
+    def config_key(self, name: str) -> str:
+        """What must match for a kept instance to be reused: every option of the service."""
+        import hashlib
+
+        from pytest_commons._options import OPTIONS
+
+        values = sorted((key, self.settings.get(key)) for key in OPTIONS
+                        if key.startswith(f"{name}_") or key in ("backend_order",
+                                                                  "commons_server_user"))
+        return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
+
+    def _start_or_reuse(self, spec: ServiceSpec[Any]) -> tuple[Backend, Instance]:
+        """--reuse-services: attach to a kept instance whose configuration matches, or start
+        one in the persistent reuse context and keep it after the run."""
+        from pytest_commons._cleanup import stop_instance
+
+        keep = RunContext.reuse()
+        key = self.config_key(spec.name)
+        with keep.lock(spec.name):
+            kept = keep.read(spec.name)
+            if kept is not None:
+                if kept.ready and kept.extra.get("config") == key:
+                    try:
+                        kept.version = spec.probe(spec.info_from_dict(kept.info), timeout=2)
+                    except Exception:  # gone or broken: start afresh
+                        pass
+                    else:
+                        kept.reused, kept.startup_seconds = True, 0.0
+                        self.ctx.write(kept)
+                        return get_backend(kept.backend, self.settings), kept
+                kept.reused = False
+                stop_instance(kept)
+                keep.remove(spec.name)
+            backend, inst = self._start(spec, keep)
+            if inst.owned:
+                inst.extra["config"] = key
+                inst.reused = True
+                keep.write(inst)
+            self.ctx.write(inst)
+            return backend, inst
 
     def candidates(self, name: str) -> tuple[str, list[str]]:
         choice = self.settings.get(f"{name}_backend") or "auto"
@@ -178,7 +221,7 @@ class Registry:
             return choice, [choice]
         return choice, [b for b in self.order if b in supported]
 
-    def _start(self, spec: ServiceSpec[Any]) -> tuple[Backend, Instance]:
+    def _start(self, spec: ServiceSpec[Any], ctx: RunContext) -> tuple[Backend, Instance]:
         choice, candidates = self.candidates(spec.name)
         driver_missing = spec.check_driver()
         if driver_missing:
@@ -194,12 +237,12 @@ class Registry:
             if why is not None:
                 reasons.append((name, str(why)))
                 continue
-            if backend.name != "external":
-                self.ctx.ensure_reaper()
+            if backend.name != "external" and ctx.owner_pid:
+                ctx.ensure_reaper()
             try:
-                return backend, backend.start(spec, self.ctx)
+                return backend, backend.start(spec, ctx)
             except BaseException as exc:
-                self.ctx.remove(spec.name)
+                ctx.remove(spec.name)
                 if not isinstance(exc, ServiceStartError):
                     raise
                 # a configured URL or an explicit choice is intent: its failure is final

@@ -69,6 +69,7 @@ class DockerBackend(Backend):
     """Containers through testcontainers; see the module docstring."""
 
     name = "docker"
+    allow_pull = True  # the doctor command only looks
 
     def _image(self, spec: AnySpec) -> str:
         return self.settings.get(f"{spec.name}_image") or spec.meta.default_image
@@ -104,6 +105,11 @@ class DockerBackend(Backend):
             pass
         except docker.errors.APIError as exc:
             return BackendUnavailable(f"cannot inspect image {image}: {exc}")
+        if not self.allow_pull:
+            return BackendUnavailable(f"image {image} is not present locally (a test run "
+                                      "would try to pull it)",
+                                      f"docker pull {image}, or set "
+                                      f"PYTEST_COMMONS_{spec.name.upper()}_IMAGE")
         with _PULL_LOCK:
             if image in _PULLED:
                 return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -115,7 +116,8 @@ class LocalBackend(Backend):
         user = self._user()
         sdir = ctx.service_dir(spec.name)
         datadir = sdir / "data"
-        datadir.mkdir(mode=0o700, exist_ok=True)
+        shutil.rmtree(datadir, ignore_errors=True)  # leftovers of an instance that is gone
+        datadir.mkdir(mode=0o700)
         try:
             spec.local_prepare(datadir, user)
         except ServiceStartError:
@@ -182,8 +184,6 @@ class LocalBackend(Backend):
 
 def which_any(names: list[str], extra_dirs: list[str]) -> str | None:
     """The first of ``names`` found on PATH or in ``extra_dirs``."""
-    import shutil
-
     for name in names:
         found = shutil.which(name)
         if found:
