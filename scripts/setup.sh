@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything pytest-commons' main job and its tests need, on a fresh Debian/Ubuntu
+# machine: the database servers for the local backend, the Python packages, and (unless
+# COMMONS_SKIP_DOCKER=1) a Docker engine with locally built test images. Idempotent: a second
+# run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+need=()
+for pkg in redis-server mariadb-server; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null; then
+  need+=(postgresql)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian starts the packaged servers where it can; the plugin runs its own, so stop those.
+for svc in redis-server mariadb postgresql; do
+  $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done
+
+echo "setup: pip install -e .[all,dev]"
+python -m pip install -q --disable-pip-version-check -e ".[all,dev]"
+
+if [ "${COMMONS_SKIP_DOCKER:-0}" != "1" ] && [ -f scripts/build-test-images.sh ]; then
+  echo "setup: Docker engine and test images (COMMONS_SKIP_DOCKER=1 skips this)"
+  bash scripts/build-test-images.sh
+fi
+echo "setup: done"
