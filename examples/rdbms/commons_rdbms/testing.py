@@ -25,5 +25,5 @@ class CustomerRowFactory(DictFactory):
 
 def customer(**overrides: Any) -> Customer:
     """A new, unsaved :class:`Customer` (``overrides`` win over generated values)."""
-    row: dict[str, Any] = CustomerRowFactory(**overrides)
+    row: dict[str, Any] = CustomerRowFactory.build(**overrides)
     return Customer(**row)
