@@ -17,6 +17,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer
 
 
+def _text(data: str | bytes | None) -> str:
+    return data.decode() if isinstance(data, bytes) else data or ""
+
+
 class PublishError(Exception):
     """Events were not acknowledged by the broker."""
 
@@ -96,17 +100,17 @@ class EventProcessor:
         message = self.consumer.poll(timeout)
         if message is None:
             return False
-        if message.error():
-            if message.error().code() == KafkaError._PARTITION_EOF:
+        if (error := message.error()) is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
                 return False
-            raise RuntimeError(f"consume error: {message.error()}")
+            raise RuntimeError(f"consume error: {error}")
         event = Event(
-            key=(message.key() or b"").decode(),
-            value=json.loads(message.value()),
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-            headers={k: (v or b"").decode() for k, v in message.headers() or []},
+            key=_text(message.key()),
+            value=json.loads(_text(message.value())),
+            topic=message.topic() or "",
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+            headers={k: _text(v) for k, v in message.headers() or []},
         )
         self._handle(event)
         self.consumer.commit(message=message, asynchronous=False)  # only now: at-least-once
