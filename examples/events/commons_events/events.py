@@ -15,10 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka._types import HeadersType
 
 
 def _text(data: str | bytes | None) -> str:
     return data.decode() if isinstance(data, bytes) else data or ""
+
+
+def _pairs(headers: HeadersType | None) -> list[tuple[str, str | bytes | None]]:
+    return list(headers.items()) if isinstance(headers, dict) else list(headers or [])
 
 
 class PublishError(Exception):
@@ -110,7 +115,7 @@ class EventProcessor:
             topic=message.topic() or "",
             partition=message.partition() or 0,
             offset=message.offset() or 0,
-            headers={k: _text(v) for k, v in message.headers() or []},
+            headers={k: _text(v) for k, v in _pairs(message.headers())},
         )
         self._handle(event)
         self.consumer.commit(message=message, asynchronous=False)  # only now: at-least-once
