@@ -12,10 +12,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka._types import HeadersType
+
+if TYPE_CHECKING:
+    from confluent_kafka._types import HeadersType
 
 
 def _text(data: str | bytes | None) -> str:
