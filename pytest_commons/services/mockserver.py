@@ -1,0 +1,234 @@
+"""MockServer: connection info, readiness probe, and the engines per backend.
+
+* local: pytest-commons' own engine (:mod:`pytest_commons.engines.mockserver`), run as one
+  supervised process per test run (``python -m pytest_commons.engines.mockserver``, ready in
+  tens of milliseconds). That process is a *hub*: each pytest process (each xdist worker)
+  claims an engine of its own from it, so per-test resets never touch another worker.
+* docker: the official ``mockserver/mockserver`` image (container port 1080).
+* external: ``PYTEST_COMMONS_MOCKSERVER_URL=http://host:port``.
+
+Everything here speaks MockServer's REST API over plain HTTP with the standard library, so
+the probe costs no import beyond ``http.client``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytest_commons.errors import NotReady, ProbeRefused
+from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+
+MOCKSERVER_PORT = 1080
+INSTALL_HINT = 'pip install "pytest-commons[mockserver]"'
+EXTENSION_PREFIX = "/mockserver/pytestCommons"
+#: ``.version`` of pytest-commons' engine; followed by `` <version>`` on a hub (the local
+#: backend's process, which hands out per-process engines)
+ENGINE_VERSION = "commons-engine"
+_ENGINE_501_TEXT = "not supported by the pytest-commons MockServer engine"
+
+
+@dataclass(frozen=True, repr=False)
+class MockServerInfo(ConnectionInfo):
+    """Where a MockServer (or the pytest-commons engine) listens: ``host``, ``port``, ``.url``."""
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (mocked traffic and the control plane share it)."""
+        return f"http://{self.address}"
+
+    def describe(self) -> str:
+        return self.url
+
+
+class MockServerHTTPError(Exception):
+    """A control-plane call answered with an unexpected status."""
+
+    def __init__(self, method: str, url: str, status: int, body: bytes) -> None:
+        self.status, self.body = status, body
+        text = body[:300].decode("utf-8", "replace")
+        super().__init__(f"{method} {url} answered HTTP {status}: {text}")
+
+
+def control(
+    info: MockServerInfo,
+    path: str,
+    body: Any = None,
+    *,
+    timeout: float = 10.0,
+    expect: tuple[int, ...] = (200,),
+) -> tuple[int, dict[str, str], bytes]:
+    """``PUT path`` on the control plane; returns (status, lower-cased headers, body).
+
+    Raises :class:`OSError` when the server cannot be reached and
+    :class:`MockServerHTTPError` when the status is not in ``expect`` (``()``: any status).
+    """
+    data = b"" if body is None else json.dumps(body).encode()
+    conn = http.client.HTTPConnection(info.host, info.port, timeout=timeout)
+    try:
+        conn.request(
+            "PUT", path, body=data, headers={"Content-Type": "application/json; charset=utf-8"}
+        )
+        resp = conn.getresponse()
+        payload = resp.read()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        status = int(resp.status)
+    finally:
+        conn.close()
+    if expect and status not in expect:
+        raise MockServerHTTPError("PUT", f"{info.url}{path}", status, payload)
+    return status, headers, payload
+
+
+class MockServerSpec(ServiceSpec[MockServerInfo]):
+    """MockServer on the pytest-commons engine (local), the official image (docker) or a URL."""
+
+    name = "mockserver"
+    info_type = MockServerInfo
+    install_hint = INSTALL_HINT
+
+    def check_driver(self) -> str | None:
+        try:
+            found = importlib.util.find_spec("mockserver")
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            return f"the official client mockserver-client is not installed ({INSTALL_HINT})"
+        return None
+
+    # external -------------------------------------------------------------------------------
+    def parse_url(self, url: str) -> MockServerInfo:
+        parts = urlsplit(url.strip())
+        if parts.scheme == "https":
+            raise ValueError(
+                "https:// is not supported; MockServer answers plain HTTP on the same port, "
+                "use http://"
+            )
+        if parts.scheme != "http":
+            raise ValueError(f"scheme must be http://, got {parts.scheme or 'none'!r}")
+        if not parts.hostname:
+            raise ValueError("no host")
+        try:
+            port = parts.port or MOCKSERVER_PORT
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        if parts.path.strip("/"):
+            raise ValueError(
+                f"a context path ({parts.path!r}) is not supported; give http://host:port"
+            )
+        if parts.query or parts.fragment or parts.username:
+            raise ValueError("the URL takes no credentials, query or fragment")
+        return MockServerInfo(host=parts.hostname, port=port)
+
+    # readiness ------------------------------------------------------------------------------
+    def probe(self, info: MockServerInfo, timeout: float) -> str:
+        """``PUT /mockserver/status``; then which server it is (the version string).
+
+        ``commons-engine 0.1.0`` for the local backend's process (a hub), ``commons-engine``
+        for an engine started some other way (``MockServerEngine`` in a test process),
+        ``mockserver 5.15.0`` when a real MockServer names its version, else
+        ``mockserver-api``.
+        """
+        timeout = min(timeout, 5.0)
+        try:
+            status, headers, body = control(info, "/mockserver/status", timeout=timeout, expect=())
+        except (OSError, http.client.HTTPException) as exc:
+            raise NotReady(f"{info.url}: {exc}") from None
+        if status >= 500:
+            raise NotReady(f"PUT /mockserver/status answered HTTP {status}")
+        if status in (401, 403):
+            raise ProbeRefused(
+                f"{info.url} requires control-plane authentication (HTTP {status}); "
+                "pytest-commons talks to MockServer without credentials"
+            )
+        try:
+            ports = json.loads(body or b"null").get("ports")
+        except (ValueError, AttributeError):
+            ports = None
+        if status != 200 or not isinstance(ports, list):
+            raise ProbeRefused(
+                f"{info.url} is not a MockServer: PUT /mockserver/status answered HTTP {status} "
+                f"{body[:120]!r} (expected 200 with {{'ports': [...]}})"
+            )
+        return self.flavour(info, headers, timeout)
+
+    def flavour(self, info: MockServerInfo, headers: dict[str, str], timeout: float) -> str:
+        try:
+            status, _, body = control(info, f"{EXTENSION_PREFIX}/info", timeout=timeout, expect=())
+        except (OSError, http.client.HTTPException):
+            status, body = 0, b""
+        if status == 200:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = {}
+            if isinstance(data, dict) and data.get("engine") == "pytest-commons":
+                return f"{ENGINE_VERSION} {data.get('version', '?')}"
+        if status == 501 and _ENGINE_501_TEXT.encode() in body:
+            return ENGINE_VERSION
+        version = headers.get("version") or headers.get("x-mockserver-version")
+        return f"mockserver {version}" if version else "mockserver-api"
+
+    @staticmethod
+    def is_hub(version: str) -> bool:
+        """True when an instance with this ``.version`` hands out per-process engines."""
+        return version.startswith(ENGINE_VERSION + " ")
+
+    def claim_engine(self, hub: MockServerInfo, name: str, port: int = 0) -> MockServerInfo:
+        """An engine of this process's own from the hub (``port`` re-claims a known one)."""
+        _, _, body = control(hub, f"{EXTENSION_PREFIX}/engine", {"name": name, "port": port})
+        return MockServerInfo(host=hub.host, port=int(json.loads(body)["port"]))
+
+    def release_engine(self, hub: MockServerInfo, name: str) -> None:
+        control(hub, f"{EXTENSION_PREFIX}/release", {"name": name}, timeout=5, expect=())
+
+    def reset(self, info: MockServerInfo, timeout: float = 10.0) -> None:
+        """``PUT /mockserver/reset``: forget every expectation and logged request."""
+        control(info, "/mockserver/reset", timeout=timeout)
+
+    # local ----------------------------------------------------------------------------------
+    def local_unavailable(self) -> tuple[str, str] | None:
+        return None  # the engine is part of pytest-commons (standard library only)
+
+    def local_launch(
+        self, datadir: Path, port: int, server_user: tuple[int, int] | None
+    ) -> LocalLaunch:
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest_commons.engines.mockserver",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        return LocalLaunch(
+            argv=argv,
+            info=MockServerInfo(host="127.0.0.1", port=port).to_dict(),
+            env={"PYTHONUNBUFFERED": "1"},
+            stop_signal=signal.SIGTERM,
+            graceful_signal=signal.SIGTERM,
+            port_in_use_markers=("Address already in use",),
+        )
+
+    # docker -----------------------------------------------------------------------------------
+    def docker_launch(self, image: str) -> DockerLaunch:
+        # the official image reads MOCKSERVER_* properties from the environment
+        return DockerLaunch(
+            image=image,
+            container_port=MOCKSERVER_PORT,
+            env={
+                "MOCKSERVER_SERVER_PORT": str(MOCKSERVER_PORT),
+                "MOCKSERVER_LOG_LEVEL": "WARN",
+            },
+        )
+
+    def docker_info(self, launch: DockerLaunch, host: str, port: int) -> MockServerInfo:
+        return MockServerInfo(host=host, port=port)
