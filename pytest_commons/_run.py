@@ -173,15 +173,13 @@ class RunContext:
         with FileLock(str(self.run_dir / "reaper.lock")):
             if marker.exists():
                 return
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pytest_commons._reaper", str(self.owner_pid),
-                 str(self.run_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=open(self.run_dir / "reaper.log", "ab"),  # noqa: SIM115
-                start_new_session=True,
-                close_fds=True,
-            )
+            with open(self.run_dir / "reaper.log", "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "pytest_commons._reaper", str(self.owner_pid),
+                     str(self.run_dir)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                    start_new_session=True, close_fds=True,
+                )
             marker.write_text(str(proc.pid))
 
     @classmethod

@@ -128,21 +128,37 @@ class DockerBackend(Backend):
 
     def _container(self, spec: AnySpec, image: str) -> tuple[DockerContainer, Any]:
         launch = spec.docker_launch(image)
+        # the host port is chosen now, so that stop()/start() keep it and so that a server
+        # that must advertise its address (Kafka) can be told: "{host_port}" in env values and
+        # command items is replaced with it
+        host_port = free_port()
+        launch.env = {k: v.replace("{host_port}", str(host_port)) for k, v in launch.env.items()}
+        if launch.command is not None:
+            launch.command = [c.replace("{host_port}", str(host_port)) for c in launch.command]
         container: DockerContainer
         if spec.name == "postgres":
-            from testcontainers.postgres import PostgresContainer
+            try:
+                from testcontainers.community.postgres import PostgresContainer
+            except ImportError:  # testcontainers < 4.14
+                from testcontainers.postgres import PostgresContainer
 
             container = PostgresContainer(
                 image, port=launch.container_port, username=launch.env["POSTGRES_USER"],
                 password=launch.env["POSTGRES_PASSWORD"], dbname=launch.env["POSTGRES_DB"],
                 driver="psycopg")
         elif spec.name == "redis":
-            from testcontainers.redis import RedisContainer
+            try:
+                from testcontainers.community.redis import RedisContainer
+            except ImportError:
+                from testcontainers.redis import RedisContainer
 
             container = RedisContainer(image, port=launch.container_port,
                                        password=launch.extra.get("password"))
         elif spec.name == "mysql":
-            from testcontainers.mysql import MySqlContainer
+            try:
+                from testcontainers.community.mysql import MySqlContainer
+            except ImportError:
+                from testcontainers.mysql import MySqlContainer
 
             container = MySqlContainer(
                 image, dialect="pymysql", port=launch.container_port,
@@ -156,12 +172,15 @@ class DockerBackend(Backend):
             container = Generic(image)
             for key, value in launch.env.items():
                 container.with_env(key, value)
+        # readiness is our own probe (fast, quotes the log when the container dies), so the
+        # module's wait strategy (with its own credentials and 1 s polling) is not used
+        container._wait_strategy = None
         if launch.command is not None:
             container.with_command(launch.command)
         for key, value in launch.env.items():
             container.with_env(key, value)
-        # publish on 127.0.0.1 only, on a port chosen now so that stop()/start() keep it
-        container.ports = {str(launch.container_port): ("127.0.0.1", free_port())}  # type: ignore[dict-item]
+        # publish on 127.0.0.1 only
+        container.ports = {str(launch.container_port): ("127.0.0.1", host_port)}  # type: ignore[dict-item]
         for port in launch.extra.get("extra_ports", []):
             container.ports[str(port)] = ("127.0.0.1", free_port())  # type: ignore[assignment]
         return container, launch
@@ -172,18 +191,22 @@ class DockerBackend(Backend):
         _configure_testcontainers()
         started = time.monotonic()
         image = self._image(spec)
-        container, launch = self._container(spec, image)
         labels = {LABEL: "1", RUN_LABEL: ctx.run_id, SERVICE_LABEL: spec.name,
                   "pytest-commons.owner-pid": str(ctx.owner_pid)}
-        container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
         (ctx.run_dir / "docker-used").touch()  # the reaper sweeps this run's labels
-        try:
-            Base.start(container)  # create + start; our own readiness wait follows
-        except Exception as exc:
-            self._remove_by_label(ctx.run_id, spec.name)
-            raise ServiceStartError(spec.name, self.name, f"could not start {image}: {exc}",
-                                    remedy="check `docker ps -a` and the Docker engine log"
-                                    ) from exc
+        for attempt in range(3):
+            container, launch = self._container(spec, image)
+            container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
+            try:
+                Base.start(container)  # create + start; our own readiness wait follows
+                break
+            except Exception as exc:
+                self._remove_by_label(ctx.run_id, spec.name)
+                if "already allocated" in str(exc) and attempt < 2:
+                    continue  # another process took the host port we picked
+                raise ServiceStartError(
+                    spec.name, self.name, f"could not start {image}: {exc}",
+                    remedy="check `docker ps -a` and the Docker engine log") from exc
         cid = container.get_container_id()
         inst = Instance(service=spec.name, backend=self.name, container_id=cid,
                         extra={"image": image})

@@ -349,17 +349,16 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
 
     # docker -----------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:
-        """apache/kafka (KRaft, single node). Clients must reach the advertised listener, so the
-        broker advertises ``127.0.0.1:<host port>``; the docker backend must publish container
-        port 9092 on ``extra["host_port"]`` (chosen here)."""
-        from pytest_commons.backends.local import free_port
-
-        host_port = free_port()
+        """apache/kafka (KRaft, single node), or the project's Tansu test image. Clients must
+        reach the advertised listener, so the broker advertises ``127.0.0.1:<host port>``: the
+        docker backend replaces ``{host_port}`` with the port it publishes 9092 on."""
         env = {
             "KAFKA_NODE_ID": "1",
             "KAFKA_PROCESS_ROLES": "broker,controller",
             "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{host_port}",
+            "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://127.0.0.1:{host_port}",
+            # the Tansu image (scripts/build-test-images.sh) reads this one
+            "KAFKA_ADVERTISED_LISTENER": "tcp://127.0.0.1:{host_port}",
             "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
@@ -370,9 +369,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             "KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS": "1000",
             "KAFKA_NUM_PARTITIONS": "1",
         }
-        return DockerLaunch(
-            image=image, container_port=9092, env=env, extra={"host_port": host_port}
-        )
+        return DockerLaunch(image=image, container_port=9092, env=env)
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> KafkaInfo:
         return KafkaInfo(host=host, port=port, servers=_join(host, port))

@@ -256,9 +256,13 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
 
     # docker -----------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:
+        # testcontainers' defaults (test/test/test): the project's test image pre-initialises
+        # its cluster for exactly these, so it starts without running initdb
         return DockerLaunch(image=image, container_port=5432,
-                            env={"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "commons",
-                                 "POSTGRES_DB": "postgres"})
+                            env={"POSTGRES_USER": "test", "POSTGRES_PASSWORD": "test",
+                                 "POSTGRES_DB": "test"})
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> PostgresInfo:
-        return PostgresInfo(host=host, port=port, user="postgres", password="commons")
+        return PostgresInfo(host=host, port=port, user=launch.env["POSTGRES_USER"],
+                            password=launch.env["POSTGRES_PASSWORD"],
+                            dbname=launch.env["POSTGRES_DB"])

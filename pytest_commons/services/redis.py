@@ -158,8 +158,10 @@ class RedisSpec(ServiceSpec[RedisInfo]):
 
     # docker -----------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:
-        # testcontainers' RedisContainer runs `redis-server --requirepass <password>`
-        return DockerLaunch(image=image, container_port=6379, extra={"password": "commons"})
+        # like the local engine: no persistence, so a restart starts empty on every backend
+        return DockerLaunch(image=image, container_port=6379,
+                            command=["redis-server", "--requirepass", "commons", "--save", "",
+                                     "--appendonly", "no"])
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> RedisInfo:
         return RedisInfo(host=host, port=port, password="commons")

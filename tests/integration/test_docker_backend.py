@@ -1,0 +1,172 @@
+"""The docker backend for real: the same integration suites on containers, and its errors.
+
+Images come from ``scripts/build-test-images.sh`` (there is no registry here). Without a Docker
+engine or the images these tests skip with the reason; under CI they fail instead, because
+``.ci/run`` installs the engine and builds the images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+LOCAL_IMAGES = {
+    "postgres": "pytest-commons/postgres:15",
+    "redis": "pytest-commons/redis:7",
+    "mysql": "pytest-commons/mariadb:10.11",
+}
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must exercise the docker backend: see scripts/setup.sh)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def image_env() -> dict[str, str]:
+    """Environment selecting the locally built images; skips when Docker or they are absent."""
+    from pytest_commons.backends.docker import docker_socket_missing
+
+    problem = docker_socket_missing()
+    if problem:
+        _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
+    present = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                             capture_output=True, text=True, check=False).stdout.split()
+    absent = [img for img in LOCAL_IMAGES.values() if img not in present]
+    if absent:
+        _missing(f"images {absent} are not built (bash scripts/build-test-images.sh)")
+    return {f"PYTEST_COMMONS_{svc.upper()}_IMAGE": img for svc, img in LOCAL_IMAGES.items()}
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS"))}
+    env.pop("CI", None)
+    return {**env, **extra}
+
+
+@pytest.mark.parametrize(("suite", "service"), [("test_postgres.py", "postgres"),
+                                                ("test_redis.py", "redis"),
+                                                ("test_mysql.py", "mysql")])
+def test_integration_suite_passes_on_docker(image_env: dict[str, str], suite: str,
+                                            service: str, tmp_path: Path) -> None:
+    if not (HERE / suite).exists():
+        pytest.skip(f"{suite} is not part of this tree")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(HERE / suite), "-q", "-p", "no:cacheprovider",
+         f"--{service}-backend=docker", "--services-missing=fail", f"--basetemp={tmp_path}/bt"],
+        capture_output=True, text=True, env=_env(image_env), timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"{service:<11} docker" in result.stdout, result.stdout[-2000:]
+    assert "skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
+
+
+def test_ports_on_loopback_only_and_labelled(pytester: pytest.Pytester,
+                                             image_env: dict[str, str],
+                                             clean_env: pytest.MonkeyPatch) -> None:
+    for key, value in image_env.items():
+        clean_env.setenv(key, value)
+    out = pytester.path / "inspect.json"
+    pytester.makepyfile(f"""
+        import json, subprocess
+        def test_inspect(redis, redis_service):
+            cid = redis_service.instance.container_id
+            data = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True,
+                                             text=True, check=True).stdout)[0]
+            with open({str(out)!r}, "w") as fh:
+                json.dump({{"ports": data["NetworkSettings"]["Ports"],
+                           "labels": data["Config"]["Labels"], "id": cid}}, fh)
+    """)
+    result = pytester.runpytest_subprocess("--redis-backend=docker", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    data = json.loads(out.read_text())
+    bindings = [b for port in data["ports"].values() for b in (port or [])]
+    assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings), bindings
+    assert data["labels"]["pytest-commons"] == "1"
+    assert data["labels"]["pytest-commons.service"] == "redis"
+    gone = subprocess.run(["docker", "ps", "-aq", "--filter", f"id={data['id']}"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    assert gone == "", "the container must be removed after the run"
+
+
+def test_kill_9_removes_the_container(image_env: dict[str, str], tmp_path: Path) -> None:
+    import signal
+    import time
+
+    state = tmp_path / "cid"
+    (tmp_path / "test_hold.py").write_text(f"""
+import time
+def test_hold(redis, redis_service):
+    open({str(state)!r}, "w").write(redis_service.instance.container_id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:   # held until the outer test kills this run
+        time.sleep(0.05)
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "--redis-backend=docker", str(tmp_path / "test_hold.py")],
+                            cwd=tmp_path, env=_env(image_env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (state.exists() and state.read_text()):
+        assert proc.poll() is None, "the inner run ended early"
+        assert time.monotonic() < deadline, "the inner run did not start its container"
+        time.sleep(0.05)
+    cid = state.read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["docker", "ps", "-aq", "--filter", f"id={cid}"], capture_output=True,
+                         text=True, check=False).stdout.strip():
+        assert time.monotonic() < deadline, f"container {cid[:12]} outlived kill -9"
+        time.sleep(0.1)
+
+
+REDIS_TEST = "def test_redis(redis):\n    assert redis.ping()\n"
+
+
+def test_engine_down_skips_with_the_remedy(pytester: pytest.Pytester,
+                                           clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DOCKER_HOST", f"unix://{pytester.path}/no-docker.sock")
+    pytester.makepyfile(REDIS_TEST)
+    result = pytester.runpytest_subprocess("--redis-backend=docker", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*docker: no Docker engine (*no-docker.sock does not exist) "
+                                 "(start Docker (dockerd), or set DOCKER_HOST)*"])
+
+
+def test_missing_image_falls_through_under_auto(pytester: pytest.Pytester,
+                                                image_env: dict[str, str],
+                                                clean_env: pytest.MonkeyPatch) -> None:
+    # a registry on loopback that does not exist: the pull fails without leaving the machine
+    clean_env.setenv("PYTEST_COMMONS_REDIS_IMAGE", "127.0.0.1:1/commons/absent:1")
+    pytester.makepyfile(REDIS_TEST)
+    result = pytester.runpytest_subprocess("--backend-order=docker,local", "-p",
+                                           "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["redis       local*"])
+    forced = pytester.runpytest_subprocess("--redis-backend=docker", "-rs")
+    forced.assert_outcomes(skipped=1)
+    forced.stdout.fnmatch_lines(["*image 127.0.0.1:1/commons/absent:1 is not present and "
+                                 "cannot be pulled*"])
+
+
+def test_container_exiting_during_start_quotes_its_log(pytester: pytest.Pytester,
+                                                       image_env: dict[str, str],
+                                                       clean_env: pytest.MonkeyPatch) -> None:
+    # the Redis image given Postgres' contract: its entrypoint rejects the command and exits
+    clean_env.setenv("PYTEST_COMMONS_POSTGRES_IMAGE", image_env["PYTEST_COMMONS_REDIS_IMAGE"])
+    pytester.makepyfile("def test_pg(postgres):\n    pass\n")
+    result = pytester.runpytest_subprocess("--postgres-backend=docker",
+                                           "--service-start-timeout=20")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*postgres (docker backend): *"])
+    text = result.stdout.str()
+    assert "container exited with code" in text or "not ready after 20 s" in text, text[-3000:]
+    assert "last lines of docker logs" in text, text[-3000:]
