@@ -47,8 +47,9 @@ def kill_process_group(pid: int, sig: int, grace: float = 3.0) -> None:
 
 def remove_container(container_id: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(["docker", "rm", "-f", "-v", container_id], capture_output=True,
-                       timeout=30, check=False)
+        subprocess.run(
+            ["docker", "rm", "-f", "-v", container_id], capture_output=True, timeout=30, check=False
+        )
 
 
 def stop_instance(instance: Instance, *, remove_paths: bool = True) -> None:
@@ -74,8 +75,7 @@ def stop_all(instances: list[Instance]) -> None:
         return
     import threading
 
-    threads = [threading.Thread(target=stop_instance, args=(inst,), daemon=True)
-               for inst in owned]
+    threads = [threading.Thread(target=stop_instance, args=(inst,), daemon=True) for inst in owned]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -87,7 +87,12 @@ def sweep_run_containers(run_id: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         found = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=pytest-commons.run={run_id}"],
-            capture_output=True, text=True, timeout=30, check=False).stdout.split()
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.split()
         if found:
-            subprocess.run(["docker", "rm", "-f", "-v", *found], capture_output=True,
-                           timeout=60, check=False)
+            subprocess.run(
+                ["docker", "rm", "-f", "-v", *found], capture_output=True, timeout=60, check=False
+            )

@@ -164,12 +164,25 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS.values():
         text = f"{opt.help} [ini: {opt.key}; env: {opt.env}]"
         if opt.flag:
-            group.addoption(opt.cli, action="store_const", const="true", default=None,
-                            dest=f"commons_{opt.key}", help=text)
+            group.addoption(
+                opt.cli,
+                action="store_const",
+                const="true",
+                default=None,
+                dest=f"commons_{opt.key}",
+                help=text,
+            )
             parser.addini(opt.key, opt.help, type="bool", default=None)
         else:
-            group.addoption(opt.cli, action="store", default=None, dest=f"commons_{opt.key}",
-                            choices=opt.choices, metavar=opt.key.upper(), help=text)
+            group.addoption(
+                opt.cli,
+                action="store",
+                default=None,
+                dest=f"commons_{opt.key}",
+                choices=opt.choices,
+                metavar=opt.key.upper(),
+                help=text,
+            )
             parser.addini(opt.key, opt.help, default=None)
 
 
@@ -179,7 +192,8 @@ def get(config: pytest.Config, key: str) -> str | None:
     Boolean flags come back as ``"true"``/``"false"`` or None.
     """
     opt = OPTIONS[key]
-    value = config.getoption(f"commons_{key}", default=None)
+    cli: object = config.getoption(f"commons_{key}", default=None)
+    value = None if cli is None else str(cli)
     if value is None:
         for name in (opt.env, *opt.extra_env):
             env = os.environ.get(name)
@@ -220,5 +234,7 @@ def backend_order(config: pytest.Config) -> list[str]:
 def services_missing(config: pytest.Config) -> str:
     value = get(config, "services_missing")
     if value is None:
-        value = "fail" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false") else "skip"
+        value = (
+            "fail" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false") else "skip"
+        )
     return value

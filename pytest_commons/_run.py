@@ -30,7 +30,11 @@ REUSE_DIR = "run-reuse"  # services kept between runs by --reuse-services
 
 def runtime_root() -> Path:
     """A private directory for run data, on RAM-backed storage when the machine has it."""
-    candidates = [os.environ.get("PYTEST_COMMONS_RUNTIME_DIR", ""), "/dev/shm", tempfile.gettempdir()]
+    candidates = [
+        os.environ.get("PYTEST_COMMONS_RUNTIME_DIR", ""),
+        "/dev/shm",
+        tempfile.gettempdir(),
+    ]
     for base in candidates:
         if not base or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
             continue
@@ -104,7 +108,7 @@ class RunContext:
 
     @property
     def run_id(self) -> str:
-        return self.run_dir.name[len(RUN_PREFIX):]
+        return self.run_dir.name[len(RUN_PREFIX) :]
 
     @property
     def worker_index(self) -> int:
@@ -175,10 +179,18 @@ class RunContext:
                 return
             with open(self.run_dir / "reaper.log", "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "pytest_commons._reaper", str(self.owner_pid),
-                     str(self.run_dir)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                    start_new_session=True, close_fds=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "pytest_commons._reaper",
+                        str(self.owner_pid),
+                        str(self.run_dir),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    start_new_session=True,
+                    close_fds=True,
                 )
             marker.write_text(str(proc.pid))
 

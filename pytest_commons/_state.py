@@ -17,8 +17,9 @@ def get_registry(config: pytest.Config) -> Registry:
     try:
         return config.stash[REGISTRY_KEY]
     except KeyError:
-        raise pytest.UsageError("pytest-commons is not configured (was the plugin disabled "
-                                "with -p no:commons?)") from None
+        raise pytest.UsageError(
+            "pytest-commons is not configured (was the plugin disabled with -p no:commons?)"
+        ) from None
 
 
 def service_handle(request: pytest.FixtureRequest, name: str) -> ServiceHandle[Any]:

@@ -1,8 +1,8 @@
 """``pytest-commons``: look at and clean up what the plugin runs.
 
-    pytest-commons doctor [--json]   what each service can run on here, and why not
-    pytest-commons list   [--json]   services kept by --reuse-services and runs in progress
-    pytest-commons down              stop every kept service (and its containers)
+pytest-commons doctor [--json]   what each service can run on here, and why not
+pytest-commons list   [--json]   services kept by --reuse-services and runs in progress
+pytest-commons down              stop every kept service (and its containers)
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
     from pytest_commons.registry import load_spec
 
     settings = settings or Settings.from_env()
-    report: dict[str, Any] = {"services": {}, "cache_dir": str(settings.cache_dir()),
-                              "runtime_dir": str(runtime_root())}
+    report: dict[str, Any] = {
+        "services": {},
+        "cache_dir": str(settings.cache_dir()),
+        "runtime_dir": str(runtime_root()),
+    }
     for name, meta in SERVICES.items():
         entry: dict[str, Any] = {"backends": {}}
         try:
@@ -46,20 +49,31 @@ def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
             except Exception as exc:  # a broken environment is a finding, not a crash
                 why = BackendUnavailable(f"check failed: {type(exc).__name__}: {exc}")
             entry["backends"][backend_name] = (
-                {"available": True} if why is None else
-                {"available": False, "reason": why.reason, "remedy": why.remedy})
+                {"available": True}
+                if why is None
+                else {"available": False, "reason": why.reason, "remedy": why.remedy}
+            )
         report["services"][name] = entry
     cache = settings.cache_dir()
-    report["cache"] = sorted(str(p.relative_to(cache)) for p in cache.glob("*/*")
-                             if p.is_dir()) if cache.exists() else []
+    report["cache"] = (
+        sorted(str(p.relative_to(cache)) for p in cache.glob("*/*") if p.is_dir())
+        if cache.exists()
+        else []
+    )
     report["kept"] = [_describe(i) for i in RunContext.reuse().instances()]
     return report
 
 
 def _describe(inst: Instance) -> dict[str, Any]:
     info = {k: v for k, v in inst.info.items() if k not in ("password", "secret_access_key")}
-    return {"service": inst.service, "backend": inst.backend, "version": inst.version,
-            "pid": inst.pid, "container": inst.container_id[:12], "info": info}
+    return {
+        "service": inst.service,
+        "backend": inst.backend,
+        "version": inst.version,
+        "pid": inst.pid,
+        "container": inst.container_id[:12],
+        "info": info,
+    }
 
 
 def _print_doctor(report: dict[str, Any]) -> None:
@@ -78,8 +92,11 @@ def _print_doctor(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pytest-commons", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pytest-commons",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("doctor", "list"):
         p = sub.add_parser(name)
@@ -95,14 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     keep = RunContext.reuse()
     if args.command == "list":
-        data = {"kept": [_describe(i) for i in keep.instances()],
-                "stale_runs": [str(p) for p in stale_runs()]}
+        data: dict[str, list[Any]] = {
+            "kept": [_describe(i) for i in keep.instances()],
+            "stale_runs": [str(p) for p in stale_runs()],
+        }
         if args.json:
             print(json.dumps(data, indent=2))
         else:
             for kept in data["kept"]:
-                print(f"{kept['service']:<11} {kept['backend']:<8} {kept['version']:<14} "
-                      f"{kept['info']}")
+                print(
+                    f"{kept['service']:<11} {kept['backend']:<8} {kept['version']:<14} "
+                    f"{kept['info']}"
+                )
             if not data["kept"]:
                 print("no kept services")
         return 0

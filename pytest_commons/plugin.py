@@ -57,8 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MISSING_KEY] = _options.services_missing(config)
     if _is_worker(config):
         winput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
-        ctx = RunContext(Path(winput["commons_run_dir"]), int(winput["commons_owner_pid"]),
-                         str(winput["workerid"]), int(winput.get("workercount", 1)))
+        ctx = RunContext(
+            Path(winput["commons_run_dir"]),
+            int(winput["commons_owner_pid"]),
+            str(winput["workerid"]),
+            int(winput.get("workercount", 1)),
+        )
         config.stash[OWNER_KEY] = False
     else:
         for stale in stale_runs():
@@ -69,8 +73,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[OWNER_KEY] = True
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(ctx), "commons-xdist")
-    config.stash[REGISTRY_KEY] = Registry(ctx, _settings(config), order,
-                                          reuse=_options.get_flag(config, "reuse_services"))
+    config.stash[REGISTRY_KEY] = Registry(
+        ctx, _settings(config), order, reuse=_options.get_flag(config, "reuse_services")
+    )
 
 
 class _XdistHooks:
@@ -112,16 +117,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     order = " → ".join(_options.backend_order(config))
-    forced = [f"{svc}={_options.get(config, f'{svc}_backend')}" for svc in SERVICES
-              if _options.get(config, f"{svc}_backend") != "auto"]
+    forced = [
+        f"{svc}={_options.get(config, f'{svc}_backend')}"
+        for svc in SERVICES
+        if _options.get(config, f"{svc}_backend") != "auto"
+    ]
     line = f"commons: backends auto = {order}; missing services → {config.stash[MISSING_KEY]}"
     if forced:
         line += f"; forced {', '.join(forced)}"
     return [line]
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
-                            ) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if REGISTRY_KEY not in config.stash or _is_worker(config):
         return
     ctx = config.stash[REGISTRY_KEY].ctx
@@ -129,8 +136,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for inst in ctx.instances():
         info = inst.info
         where = f"{info.get('host')}:{info.get('port')}" if "port" in info else ""
-        state = ("reused (kept running)" if inst.reused and inst.startup_seconds == 0 else
-                 f"ready in {inst.startup_seconds:.2f}s" if inst.ready else "starting")
+        state = (
+            "reused (kept running)"
+            if inst.reused and inst.startup_seconds == 0
+            else f"ready in {inst.startup_seconds:.2f}s"
+            if inst.ready
+            else "starting"
+        )
         rows.append(f"{inst.service:<11} {inst.backend:<9} {inst.version:<14} {state:<18} {where}")
     failures = []
     for svc in SERVICES:

@@ -37,8 +37,9 @@ class RecordedFailure(CommonsError):
 
 def load_spec(name: str, settings: Settings) -> ServiceSpec[Any]:
     if name not in SERVICES:
-        raise ConfigError(name, "-", f"unknown service {name!r}",
-                          f"use one of {', '.join(SERVICES)}")
+        raise ConfigError(
+            name, "-", f"unknown service {name!r}", f"use one of {', '.join(SERVICES)}"
+        )
     module_name, _, attr = SERVICES[name].spec.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
     spec: ServiceSpec[Any] = cls(settings)
@@ -52,8 +53,9 @@ class ServiceHandle(Generic[InfoT]):
     under xdist other workers see the outage too.
     """
 
-    def __init__(self, spec: ServiceSpec[InfoT], backend: Backend, instance: Instance,
-                 ctx: RunContext | None) -> None:
+    def __init__(
+        self, spec: ServiceSpec[InfoT], backend: Backend, instance: Instance, ctx: RunContext | None
+    ) -> None:
         self.spec, self._backend, self.instance, self._ctx = spec, backend, instance, ctx
 
     @property
@@ -107,15 +109,18 @@ class ServiceHandle(Generic[InfoT]):
         return self._backend.logs(self.instance)
 
     def __repr__(self) -> str:
-        return (f"<ServiceHandle {self.service} backend={self.backend} version={self.version!r} "
-                f"info={self.info!r}>")
+        return (
+            f"<ServiceHandle {self.service} backend={self.backend} version={self.version!r} "
+            f"info={self.info!r}>"
+        )
 
 
 class Registry:
     """Per-process access to the run's services."""
 
-    def __init__(self, ctx: RunContext, settings: Settings, order: list[str],
-                 reuse: bool = False) -> None:
+    def __init__(
+        self, ctx: RunContext, settings: Settings, order: list[str], reuse: bool = False
+    ) -> None:
         self.ctx, self.settings, self.order, self.reuse = ctx, settings, order, reuse
         self._futures: dict[str, Future[ServiceHandle[Any]]] = {}
         self._lock = threading.Lock()
@@ -128,8 +133,9 @@ class Registry:
                 if name in self._futures:
                     continue
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=max(2, len(SERVICES)),
-                                                    thread_name_prefix="commons-start")
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=max(2, len(SERVICES)), thread_name_prefix="commons-start"
+                    )
                 self._futures[name] = self._pool.submit(self._acquire, name)
 
     def get(self, name: str) -> ServiceHandle[Any]:
@@ -141,8 +147,11 @@ class Registry:
         fut = self._futures.get(name)
         if fut is None:
             return "not requested"
-        return "ready" if fut.done() and fut.exception() is None else (
-            "failed" if fut.done() else "starting")
+        return (
+            "ready"
+            if fut.done() and fut.exception() is None
+            else ("failed" if fut.done() else "starting")
+        )
 
     def shutdown(self) -> None:
         if self._pool is not None:
@@ -154,19 +163,20 @@ class Registry:
         with self.ctx.lock(name):
             inst = self.ctx.read(name)
             if inst is not None and inst.ready:
-                return ServiceHandle(spec, get_backend(inst.backend, self.settings), inst,
-                                     self.ctx)
+                return ServiceHandle(spec, get_backend(inst.backend, self.settings), inst, self.ctx)
             failure = self.ctx.read_failure(name)
             if failure is not None:
                 data = json.loads(failure)
                 raise RecordedFailure(data["message"], unavailable=data["unavailable"])
             try:
-                backend, inst = (self._start_or_reuse(spec) if self.reuse
-                                 else self._start(spec, self.ctx))
+                backend, inst = (
+                    self._start_or_reuse(spec) if self.reuse else self._start(spec, self.ctx)
+                )
             except CommonsError as exc:
                 unavailable = isinstance(exc, ServiceUnavailable)
-                self.ctx.write_failure(name, json.dumps(
-                    {"message": str(exc), "unavailable": unavailable}))
+                self.ctx.write_failure(
+                    name, json.dumps({"message": str(exc), "unavailable": unavailable})
+                )
                 raise
             return ServiceHandle(spec, backend, inst, self.ctx)
 
@@ -176,9 +186,11 @@ class Registry:
 
         from pytest_commons._options import OPTIONS
 
-        values = sorted((key, self.settings.get(key)) for key in OPTIONS
-                        if key.startswith(f"{name}_") or key in ("backend_order",
-                                                                  "commons_server_user"))
+        values = sorted(
+            (key, self.settings.get(key))
+            for key in OPTIONS
+            if key.startswith(f"{name}_") or key in ("backend_order", "commons_server_user")
+        )
         return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
 
     def _start_or_reuse(self, spec: ServiceSpec[Any]) -> tuple[Backend, Instance]:
@@ -216,8 +228,12 @@ class Registry:
         supported = SERVICES[name].backends
         if choice != "auto":
             if choice not in supported:
-                raise ConfigError(name, choice, f"the {choice} backend does not serve {name}",
-                                  f"use one of: auto, {', '.join(supported)}")
+                raise ConfigError(
+                    name,
+                    choice,
+                    f"the {choice} backend does not serve {name}",
+                    f"use one of: auto, {', '.join(supported)}",
+                )
             return choice, [choice]
         return choice, [b for b in self.order if b in supported]
 

@@ -30,13 +30,17 @@ VENV = Path("/opt/pytest-commons-bench")
 USER = "pcbench"
 N = 100
 
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1] if glob.glob(
-    "/usr/lib/postgresql/*/bin") else ""
+PG_BIN = (
+    sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    if glob.glob("/usr/lib/postgresql/*/bin")
+    else ""
+)
 
 # every suite loads only its own plugin (autoload is off), so no suite pays for another's imports
 OURS = ["-p", "pytest_commons.plugin"]
 SUITES: dict[str, tuple[str, list[str]]] = {
-    "commons postgres (fresh db)": ("""
+    "commons postgres (fresh db)": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_insert(postgres, i):
@@ -44,16 +48,22 @@ def test_insert(postgres, i):
         conn.execute("create table t (x int)")
         conn.execute("insert into t values (%s)", (i,))
         assert conn.execute("select x from t").fetchone() == (i,)
-""", OURS),
-    "commons postgres_tx (rollback)": ("""
+""",
+        OURS,
+    ),
+    "commons postgres_tx (rollback)": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_insert(postgres_tx, i):
     postgres_tx.execute("create table t (x int)")
     postgres_tx.execute("insert into t values (%s)", (i,))
     assert postgres_tx.execute("select x from t").fetchone() == (i,)
-""", OURS),
-    "pytest-postgresql (fresh db)": ("""
+""",
+        OURS,
+    ),
+    "pytest-postgresql (fresh db)": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_insert(postgresql, i):
@@ -62,8 +72,11 @@ def test_insert(postgresql, i):
     cur.execute("insert into t values (%s)", (i,))
     cur.execute("select x from t")
     assert cur.fetchone() == (i,)
-""", ["-p", "pytest_postgresql.plugin", f"--postgresql-exec={PG_BIN}/pg_ctl"]),
-    "pytest-postgresql on tmpfs": ("""
+""",
+        ["-p", "pytest_postgresql.plugin", f"--postgresql-exec={PG_BIN}/pg_ctl"],
+    ),
+    "pytest-postgresql on tmpfs": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_insert(postgresql, i):
@@ -72,27 +85,38 @@ def test_insert(postgresql, i):
     cur.execute("insert into t values (%s)", (i,))
     cur.execute("select x from t")
     assert cur.fetchone() == (i,)
-""", ["-p", "pytest_postgresql.plugin", f"--postgresql-exec={PG_BIN}/pg_ctl", "TMPFS"]),
-    "commons redis": ("""
+""",
+        ["-p", "pytest_postgresql.plugin", f"--postgresql-exec={PG_BIN}/pg_ctl", "TMPFS"],
+    ),
+    "commons redis": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_set_get(redis, i):
     redis.set("k", i)
     assert redis.get("k") == str(i).encode()
-""", OURS),
-    "pytest-redis": ("""
+""",
+        OURS,
+    ),
+    "pytest-redis": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_set_get(redisdb, i):
     redisdb.set("k", i)
     assert redisdb.get("k") == str(i).encode()
-""", ["-p", "pytest_redis.plugin", f"--redis-exec={shutil.which('redis-server') or ''}"]),
-    "plain pytest (floor)": ("""
+""",
+        ["-p", "pytest_redis.plugin", f"--redis-exec={shutil.which('redis-server') or ''}"],
+    ),
+    "plain pytest (floor)": (
+        """
 import pytest
 @pytest.mark.parametrize("i", range({n}))
 def test_nothing(i):
     assert i >= 0
-""", []),
+""",
+        [],
+    ),
 }
 FIRST_TEST = """
 import os, time
@@ -117,21 +141,33 @@ def prepare() -> tuple[list[str], str]:
     python = str(VENV / "bin" / "python")
     if not Path(python).exists():
         _run([sys.executable, "-m", "virtualenv", "-q", "-p", "/usr/bin/python3", str(VENV)])
-    _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e",
-          f"{ROOT}[postgres,redis]", "pytest-postgresql", "pytest-redis"])
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-e",
+            f"{ROOT}[postgres,redis]",
+            "pytest-postgresql",
+            "pytest-redis",
+        ]
+    )
     return ["runuser", "-u", USER, "--"], python
 
 
-def run_suite(prefix: list[str], python: str, workdir: Path, name: str, extra: list[str],
-              env: dict[str, str]) -> float:
+def run_suite(
+    prefix: list[str], python: str, workdir: Path, name: str, extra: list[str], env: dict[str, str]
+) -> float:
     args = [a for a in extra if a != "TMPFS"]
     if "TMPFS" in extra:
         shm = Path(tempfile.mkdtemp(prefix="peer-", dir="/dev/shm"))
         shutil.chown(shm, USER if prefix else None)
         args.append(f"--basetemp={shm}/bt")
     test_file = workdir / f"test_{abs(hash(name))}.py"
-    cmd = [*prefix, python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args,
-           str(test_file)]
+    cmd = [*prefix, python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, str(test_file)]
     started = time.perf_counter()
     result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -148,8 +184,11 @@ def main() -> None:
     prefix, python = prepare()
     workdir = Path(tempfile.mkdtemp(prefix="pc-bench-"))
     os.chmod(workdir, 0o777)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_COMMONS_", "PYTEST_ADDOPTS")) and k != "CI"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_COMMONS_", "PYTEST_ADDOPTS")) and k != "CI"
+    }
     env["HOME"] = pwd.getpwnam(USER).pw_dir if prefix else env.get("HOME", "/tmp")
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     for name, (body, _) in SUITES.items():
@@ -166,9 +205,23 @@ def main() -> None:
     for _ in range(opts.repeat):
         out = workdir / "first.out"
         started = time.time()
-        subprocess.run([*prefix, python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *OURS,
-                        str(workdir / "first.py")], cwd=workdir, env={**env, "FIRST_OUT":
-                        str(out)}, capture_output=True, check=True)
+        subprocess.run(
+            [
+                *prefix,
+                python,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *OURS,
+                str(workdir / "first.py"),
+            ],
+            cwd=workdir,
+            env={**env, "FIRST_OUT": str(out)},
+            capture_output=True,
+            check=True,
+        )
         first.append(float(out.read_text()) - started)
     med = {name: statistics.median(v) for name, v in times.items()}
     ratios = [
@@ -190,14 +243,18 @@ def main() -> None:
             tgt = f"≤ {target:.3f}" if target else "—"
             print(f"| {ours} / {peer} | {med[ours] / med[peer]:.3f} | {tgt} |")
         print()
-        print(f"pytest start → first postgres test running (warm cache): median "
-              f"{statistics.median(first):.3f} s (runs: {', '.join(f'{t:.3f}' for t in first)})")
+        print(
+            f"pytest start → first postgres test running (warm cache): median "
+            f"{statistics.median(first):.3f} s (runs: {', '.join(f'{t:.3f}' for t in first)})"
+        )
     else:
         for name, value in med.items():
             print(f"{name:<34} {value:7.2f} s   {times[name]}")
         for ours, peer, target in ratios:
-            print(f"{ours} / {peer}: {med[ours] / med[peer]:.3f}"
-                  + (f" (target ≤ {target:.3f})" if target else ""))
+            print(
+                f"{ours} / {peer}: {med[ours] / med[peer]:.3f}"
+                + (f" (target ≤ {target:.3f})" if target else "")
+            )
         print(f"start → first postgres test: {statistics.median(first):.3f} s {first}")
 
 

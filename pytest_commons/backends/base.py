@@ -39,25 +39,38 @@ def wait_ready(
     while True:
         gone = exited()
         if gone:
-            raise ServiceStartError(spec.name, backend, f"the server {gone} during start",
-                                    log_tail=log_tail(), log_path=log_path, remedy=remedy)
+            raise ServiceStartError(
+                spec.name,
+                backend,
+                f"the server {gone} during start",
+                log_tail=log_tail(),
+                log_path=log_path,
+                remedy=remedy,
+            )
         try:
             return spec.probe(info, timeout=max(0.5, min(5.0, deadline - time.monotonic())))
         except NotReady as exc:
             last = str(exc) or last
         except ProbeRefused as exc:
-            raise ServiceStartError(spec.name, backend, str(exc), log_tail=log_tail(),
-                                    log_path=log_path, remedy=remedy) from None
+            raise ServiceStartError(
+                spec.name, backend, str(exc), log_tail=log_tail(), log_path=log_path, remedy=remedy
+            ) from None
         except Exception as exc:  # a driver error the probe does not know: report, don't hang
             raise ServiceStartError(
-                spec.name, backend,
+                spec.name,
+                backend,
                 f"the readiness probe failed unexpectedly: {type(exc).__name__}: {exc}",
-                log_tail=log_tail(), log_path=log_path, remedy=remedy) from exc
+                log_tail=log_tail(),
+                log_path=log_path,
+                remedy=remedy,
+            ) from exc
         if time.monotonic() >= deadline:
             raise ServiceStartError(
-                spec.name, backend,
+                spec.name,
+                backend,
                 f"not ready after {timeout:g} s (last probe: {last})",
-                log_tail=log_tail(), log_path=log_path,
+                log_tail=log_tail(),
+                log_path=log_path,
                 remedy=remedy or "raise --service-start-timeout, or look at the log above",
             )
         time.sleep(delay)

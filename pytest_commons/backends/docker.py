@@ -53,7 +53,7 @@ def docker_socket_missing() -> str | None:
     host = os.environ.get("DOCKER_HOST", "")
     if host and not host.startswith("unix://"):
         return None
-    path = host[len("unix://"):] if host else "/var/run/docker.sock"
+    path = host[len("unix://") :] if host else "/var/run/docker.sock"
     if not os.path.exists(path):
         return f"no Docker engine ({path} does not exist)"
     return None
@@ -62,7 +62,7 @@ def docker_socket_missing() -> str | None:
 def docker_client() -> Any:
     import docker
 
-    return docker.from_env(timeout=10)
+    return docker.from_env(timeout=10)  # type: ignore[attr-defined]
 
 
 class DockerBackend(Backend):
@@ -81,14 +81,17 @@ class DockerBackend(Backend):
         try:
             import testcontainers.core.container  # noqa: F401
         except ImportError:
-            return BackendUnavailable("testcontainers is not installed",
-                                      'pip install "pytest-commons[docker]"')
+            return BackendUnavailable(
+                "testcontainers is not installed", 'pip install "pytest-commons[docker]"'
+            )
         try:
             client = docker_client()
             client.ping()
         except Exception as exc:
-            return BackendUnavailable(f"the Docker engine does not answer: {exc}",
-                                      "start Docker (dockerd), or set DOCKER_HOST")
+            return BackendUnavailable(
+                f"the Docker engine does not answer: {exc}",
+                "start Docker (dockerd), or set DOCKER_HOST",
+            )
         image = self._image(spec)
         try:
             return self._ensure_image(client, spec, image)
@@ -106,15 +109,14 @@ class DockerBackend(Backend):
         except docker.errors.APIError as exc:
             return BackendUnavailable(f"cannot inspect image {image}: {exc}")
         if not self.allow_pull:
-            return BackendUnavailable(f"image {image} is not present locally (a test run "
-                                      "would try to pull it)",
-                                      f"docker pull {image}, or set "
-                                      f"PYTEST_COMMONS_{spec.name.upper()}_IMAGE")
+            return BackendUnavailable(
+                f"image {image} is not present locally (a test run would try to pull it)",
+                f"docker pull {image}, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE",
+            )
         with _PULL_LOCK:
             if image in _PULLED:
                 return None
-            print(f"commons: pulling image {image} for {spec.name} …", file=sys.stderr,
-                  flush=True)
+            print(f"commons: pulling image {image} for {spec.name} …", file=sys.stderr, flush=True)
             try:
                 client.images.pull(image)
             except Exception as exc:
@@ -122,7 +124,8 @@ class DockerBackend(Backend):
                 return BackendUnavailable(
                     f"image {image} is not present and cannot be pulled ({first[:200]})",
                     f"build or load it, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE to an "
-                    "image you have (scripts/build-test-images.sh builds local test images)")
+                    "image you have (scripts/build-test-images.sh builds local test images)",
+                )
             _PULLED.add(image)
         return None
 
@@ -143,17 +146,22 @@ class DockerBackend(Backend):
                 from testcontainers.postgres import PostgresContainer
 
             container = PostgresContainer(
-                image, port=launch.container_port, username=launch.env["POSTGRES_USER"],
-                password=launch.env["POSTGRES_PASSWORD"], dbname=launch.env["POSTGRES_DB"],
-                driver="psycopg")
+                image,
+                port=launch.container_port,
+                username=launch.env["POSTGRES_USER"],
+                password=launch.env["POSTGRES_PASSWORD"],
+                dbname=launch.env["POSTGRES_DB"],
+                driver="psycopg",
+            )
         elif spec.name == "redis":
             try:
                 from testcontainers.community.redis import RedisContainer
             except ImportError:
                 from testcontainers.redis import RedisContainer
 
-            container = RedisContainer(image, port=launch.container_port,
-                                       password=launch.extra.get("password"))
+            container = RedisContainer(
+                image, port=launch.container_port, password=launch.extra.get("password")
+            )
         elif spec.name == "mysql":
             try:
                 from testcontainers.community.mysql import MySqlContainer
@@ -161,11 +169,14 @@ class DockerBackend(Backend):
                 from testcontainers.mysql import MySqlContainer
 
             container = MySqlContainer(
-                image, dialect="pymysql", port=launch.container_port,
+                image,
+                dialect="pymysql",
+                port=launch.container_port,
                 username=launch.env.get("MYSQL_USER", "test"),
                 root_password=launch.env.get("MYSQL_ROOT_PASSWORD", "commons"),
                 password=launch.env.get("MYSQL_PASSWORD", "commons"),
-                dbname=launch.env.get("MYSQL_DATABASE", "test"))
+                dbname=launch.env.get("MYSQL_DATABASE", "test"),
+            )
         else:
             from testcontainers.core.container import DockerContainer as Generic
 
@@ -191,8 +202,12 @@ class DockerBackend(Backend):
         _configure_testcontainers()
         started = time.monotonic()
         image = self._image(spec)
-        labels = {LABEL: "1", RUN_LABEL: ctx.run_id, SERVICE_LABEL: spec.name,
-                  "pytest-commons.owner-pid": str(ctx.owner_pid)}
+        labels = {
+            LABEL: "1",
+            RUN_LABEL: ctx.run_id,
+            SERVICE_LABEL: spec.name,
+            "pytest-commons.owner-pid": str(ctx.owner_pid),
+        }
         (ctx.run_dir / "docker-used").touch()  # the reaper sweeps this run's labels
         for attempt in range(3):
             container, launch = self._container(spec, image)
@@ -205,19 +220,25 @@ class DockerBackend(Backend):
                 if "already allocated" in str(exc) and attempt < 2:
                     continue  # another process took the host port we picked
                 raise ServiceStartError(
-                    spec.name, self.name, f"could not start {image}: {exc}",
-                    remedy="check `docker ps -a` and the Docker engine log") from exc
+                    spec.name,
+                    self.name,
+                    f"could not start {image}: {exc}",
+                    remedy="check `docker ps -a` and the Docker engine log",
+                ) from exc
         cid = container.get_container_id()
-        inst = Instance(service=spec.name, backend=self.name, container_id=cid,
-                        extra={"image": image})
+        inst = Instance(
+            service=spec.name, backend=self.name, container_id=cid, extra={"image": image}
+        )
         ctx.write(inst)
         try:
             api = container.get_docker_client().client.api
             host_port = int(api.port(cid, launch.container_port)[0]["HostPort"])
             info = spec.docker_info(launch, "127.0.0.1", host_port)
             inst.info = info.to_dict()
-            extra_ports = {str(p): int(api.port(cid, p)[0]["HostPort"])
-                           for p in launch.extra.get("extra_ports", [])}
+            extra_ports = {
+                str(p): int(api.port(cid, p)[0]["HostPort"])
+                for p in launch.extra.get("extra_ports", [])
+            }
             if extra_ports:
                 inst.extra["ports"] = extra_ports
             ctx.write(inst)
@@ -236,9 +257,15 @@ class DockerBackend(Backend):
                 except Exception:
                     return ""
 
-            inst.version = wait_ready(spec, self.name, info, self.settings.start_timeout(),
-                                      exited=exited, log_tail=logs,
-                                      log_path=f"docker logs {cid[:12]}")
+            inst.version = wait_ready(
+                spec,
+                self.name,
+                info,
+                self.settings.start_timeout(),
+                exited=exited,
+                log_tail=logs,
+                log_path=f"docker logs {cid[:12]}",
+            )
         except BaseException:
             self._remove(cid)
             raise
@@ -256,8 +283,9 @@ class DockerBackend(Backend):
     def _remove_by_label(self, run_id: str, service: str) -> None:
         try:
             client = docker_client()
-            for c in client.containers.list(all=True, filters={
-                    "label": [f"{RUN_LABEL}={run_id}", f"{SERVICE_LABEL}={service}"]}):
+            for c in client.containers.list(
+                all=True, filters={"label": [f"{RUN_LABEL}={run_id}", f"{SERVICE_LABEL}={service}"]}
+            ):
                 c.remove(force=True, v=True)
             client.close()
         except Exception:

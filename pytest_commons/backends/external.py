@@ -25,8 +25,9 @@ class ExternalBackend(Backend):
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
         if not self.settings.get(self._key(spec)):
             opt = OPTIONS[self._key(spec)]
-            return BackendUnavailable(f"${opt.env} is not set",
-                                      f"set {opt.env} to a {spec.meta.title} your CI provides")
+            return BackendUnavailable(
+                f"${opt.env} is not set", f"set {opt.env} to a {spec.meta.title} your CI provides"
+            )
         return None
 
     def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
@@ -37,14 +38,28 @@ class ExternalBackend(Backend):
         try:
             info = spec.parse_url(url)
         except ValueError as exc:
-            raise ConfigError(spec.name, self.name, f"malformed {opt.env}: {exc}",
-                              f"set {opt.env} to e.g. {spec.meta.url_help.lower()} "
-                              "like the one in the docs") from None
-        version = wait_ready(spec, self.name, info, self.settings.start_timeout(),
-                             remedy=f"check that {info.describe()} is reachable and that "
-                                    f"{opt.env} holds the right credentials")
-        inst = Instance(service=spec.name, backend=self.name, info=info.to_dict(),
-                        version=version, owned=False, ready=True,
-                        startup_seconds=round(time.monotonic() - started, 4))
+            raise ConfigError(
+                spec.name,
+                self.name,
+                f"malformed {opt.env}: {exc}",
+                f"set {opt.env} to e.g. {spec.meta.url_help.lower()} like the one in the docs",
+            ) from None
+        version = wait_ready(
+            spec,
+            self.name,
+            info,
+            self.settings.start_timeout(),
+            remedy=f"check that {info.describe()} is reachable and that "
+            f"{opt.env} holds the right credentials",
+        )
+        inst = Instance(
+            service=spec.name,
+            backend=self.name,
+            info=info.to_dict(),
+            version=version,
+            owned=False,
+            ready=True,
+            startup_seconds=round(time.monotonic() - started, 4),
+        )
         ctx.write(inst)
         return inst

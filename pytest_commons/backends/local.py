@@ -49,8 +49,10 @@ def server_user(preferred: str | None = None) -> tuple[int, int] | None:
                 ) from None
             continue
         return entry.pw_uid, entry.pw_gid
-    raise BackendUnavailable("running as root and no unprivileged user (postgres, nobody) exists",
-                             "set --commons-server-user")
+    raise BackendUnavailable(
+        "running as root and no unprivileged user (postgres, nobody) exists",
+        "set --commons-server-user",
+    )
 
 
 def chown_tree(path: Path, user: tuple[int, int] | None) -> None:
@@ -87,15 +89,22 @@ class LocalBackend(Backend):
             return BackendUnavailable(*missing)
         return None
 
-    def _spawn(self, argv: list[str], env: dict[str, str], user: list[int] | None,
-               log: IO[bytes], cwd: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, argv: list[str], env: dict[str, str], user: list[int] | None, log: IO[bytes], cwd: str
+    ) -> subprocess.Popen[bytes]:
         full_env = {**os.environ, "LC_ALL": "C", **env}
         kwargs: dict[str, object] = {}
         if user is not None:
             kwargs.update(user=user[0], group=user[1], extra_groups=[])
-        proc = subprocess.Popen(  # noqa: S603 - argv built by the service spec
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=full_env, cwd=cwd,
+        proc: subprocess.Popen[bytes] = subprocess.Popen(  # argv built by the service spec
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=full_env,
+            cwd=cwd,
             **kwargs,  # type: ignore[call-overload]
         )
         _CHILDREN.append(proc)
@@ -107,8 +116,13 @@ class LocalBackend(Backend):
             return None if code is None else _describe_exit(code)
 
         return wait_ready(
-            spec, self.name, spec.info_from_dict(inst.info), self.settings.start_timeout(),
-            exited=exited, log_tail=lambda: read_tail(inst.log_path), log_path=inst.log_path,
+            spec,
+            self.name,
+            spec.info_from_dict(inst.info),
+            self.settings.start_timeout(),
+            exited=exited,
+            log_tail=lambda: read_tail(inst.log_path),
+            log_path=inst.log_path,
         )
 
     def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
@@ -123,8 +137,9 @@ class LocalBackend(Backend):
         except ServiceStartError:
             raise
         except (OSError, subprocess.SubprocessError) as exc:
-            raise ServiceStartError(spec.name, self.name, f"preparing the data directory failed: "
-                                    f"{exc}") from exc
+            raise ServiceStartError(
+                spec.name, self.name, f"preparing the data directory failed: {exc}"
+            ) from exc
         log_path = str(sdir / "server.log")
         for attempt in range(3):
             port = free_port()
@@ -133,9 +148,16 @@ class LocalBackend(Backend):
             with open(log_path, "ab") as log:
                 proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
             inst = Instance(
-                service=spec.name, backend=self.name, info=launch.info, pid=proc.pid,
-                argv=launch.argv, env=launch.env, server_user=run_user,
-                stop_signal=int(launch.stop_signal), log_path=log_path, paths=[str(sdir)],
+                service=spec.name,
+                backend=self.name,
+                info=launch.info,
+                pid=proc.pid,
+                argv=launch.argv,
+                env=launch.env,
+                server_user=run_user,
+                stop_signal=int(launch.stop_signal),
+                log_path=log_path,
+                paths=[str(sdir)],
                 extra={"datadir": str(datadir), "graceful_signal": int(launch.graceful_signal)},
             )
             ctx.write(inst)
@@ -165,8 +187,13 @@ class LocalBackend(Backend):
     def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
         self.stop_only(instance)
         with open(instance.log_path, "ab") as log:
-            proc = self._spawn(instance.argv, instance.env, instance.server_user, log,
-                               instance.extra.get("datadir", "/"))
+            proc = self._spawn(
+                instance.argv,
+                instance.env,
+                instance.server_user,
+                log,
+                instance.extra.get("datadir", "/"),
+            )
         instance.pid = proc.pid
         if ctx is not None:
             ctx.write(instance)

@@ -27,8 +27,7 @@ from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaun
 if TYPE_CHECKING:
     import psycopg
 
-INITDB_ARGS = ("--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C",
-               "--no-sync")
+INITDB_ARGS = ("--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync")
 SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "unix_socket_directories": "",
@@ -42,8 +41,14 @@ SERVER_SETTINGS = {
     "log_min_messages": "warning",
     "log_line_prefix": "%m [%p] ",
 }
-REFUSALS = ("password authentication failed", "no password supplied", "does not exist",
-            "no pg_hba.conf entry", "permission denied", "authentication failed")
+REFUSALS = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "authentication failed",
+)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -66,8 +71,12 @@ class PostgresInfo(ConnectionInfo):
     @property
     def dsn(self) -> str:
         """A libpq keyword/value string."""
-        parts = {"host": self.host, "port": str(self.port), "user": self.user,
-                 "dbname": self.dbname}
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "dbname": self.dbname,
+        }
         if self.password:
             parts["password"] = self.password
         return " ".join(f"{key}={_libpq_quote(value)}" for key, value in parts.items())
@@ -116,13 +125,16 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         if not parts.hostname:
             raise ValueError("no host")
         return PostgresInfo(
-            host=parts.hostname, port=port, user=unquote(parts.username or "postgres"),
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "postgres"),
             password=unquote(parts.password or ""),
             dbname=unquote(parts.path.lstrip("/")) or "postgres",
         )
 
-    def connect(self, info: PostgresInfo, *, timeout: float = 5, **kwargs: Any
-                ) -> psycopg.Connection[Any]:
+    def connect(
+        self, info: PostgresInfo, *, timeout: float = 5, **kwargs: Any
+    ) -> psycopg.Connection[Any]:
         import psycopg
 
         return psycopg.connect(info.dsn, connect_timeout=max(1, int(timeout)), **kwargs)
@@ -142,8 +154,9 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         return str(row[0]) if row else "?"
 
     # databases --------------------------------------------------------------------------------
-    def create_database(self, admin: psycopg.Connection[Any], name: str,
-                        template: str | None = None) -> None:
+    def create_database(
+        self, admin: psycopg.Connection[Any], name: str, template: str | None = None
+    ) -> None:
         sql = f"CREATE DATABASE {quote_ident(name)}"
         if template:
             sql += f" TEMPLATE {quote_ident(template)} STRATEGY FILE_COPY"
@@ -163,15 +176,25 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         pg_config = shutil.which("pg_config")
         if pg_config:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
-                out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
-                                     timeout=5, check=True).stdout.strip()
+                out = subprocess.run(
+                    [pg_config, "--bindir"], capture_output=True, text=True, timeout=5, check=True
+                ).stdout.strip()
                 if out and (Path(out) / "postgres").is_file():
                     return Path(out)
         candidates = sorted(
-            (p for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin",
-                               "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql*/bin")
-             for p in Path("/").glob(pattern.lstrip("/")) if (p / "postgres").is_file()),
-            key=lambda p: [int(x) for x in re.findall(r"\d+", str(p))] or [0], reverse=True,
+            (
+                p
+                for pattern in (
+                    "/usr/lib/postgresql/*/bin",
+                    "/usr/pgsql-*/bin",
+                    "/usr/local/pgsql/bin",
+                    "/opt/homebrew/opt/postgresql*/bin",
+                )
+                for p in Path("/").glob(pattern.lstrip("/"))
+                if (p / "postgres").is_file()
+            ),
+            key=lambda p: [int(x) for x in re.findall(r"\d+", str(p))] or [0],
+            reverse=True,
         )
         return candidates[0] if candidates else None
 
@@ -179,17 +202,22 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         if self.bindir() is None:
             explicit = self.settings.get("postgres_bindir")
             if explicit:
-                return (f"no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR={explicit}",
-                        "point it at the directory holding postgres and initdb")
-            return ("no PostgreSQL server binaries (postgres, initdb) on PATH, in "
-                    "`pg_config --bindir` or /usr/lib/postgresql/*/bin",
-                    "apt-get install postgresql, or set PYTEST_COMMONS_POSTGRES_BINDIR")
+                return (
+                    f"no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR={explicit}",
+                    "point it at the directory holding postgres and initdb",
+                )
+            return (
+                "no PostgreSQL server binaries (postgres, initdb) on PATH, in "
+                "`pg_config --bindir` or /usr/lib/postgresql/*/bin",
+                "apt-get install postgresql, or set PYTEST_COMMONS_POSTGRES_BINDIR",
+            )
         return None
 
     def _cluster_cache(self, bindir: Path, user: tuple[int, int] | None) -> Path:
         st = (bindir / "postgres").stat()
-        key = hashlib.sha256(repr((str(bindir), st.st_size, st.st_mtime_ns, INITDB_ARGS,
-                                   user)).encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            repr((str(bindir), st.st_size, st.st_mtime_ns, INITDB_ARGS, user)).encode()
+        ).hexdigest()[:16]
         cache = self.settings.cache_dir() / "postgres" / key
         if (cache / "PG_VERSION").is_file():
             return cache
@@ -209,20 +237,27 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
             try:
                 result = subprocess.run(
                     [str(bindir / "initdb"), "-D", str(work), *INITDB_ARGS],
-                    capture_output=True, text=True, timeout=120, cwd=str(work),
-                    env={**os.environ, "LC_ALL": "C"}, **kwargs,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    cwd=str(work),
+                    env={**os.environ, "LC_ALL": "C"},
+                    **kwargs,
                 )
                 if result.returncode != 0:
                     raise ServiceStartError(
-                        self.name, "local", f"initdb failed with code {result.returncode}",
+                        self.name,
+                        "local",
+                        f"initdb failed with code {result.returncode}",
                         log_tail=(result.stdout + result.stderr)[-3000:],
                         remedy="check the PostgreSQL installation, or set "
-                               "PYTEST_COMMONS_POSTGRES_BINDIR",
+                        "PYTEST_COMMONS_POSTGRES_BINDIR",
                     )
                 tmp = cache.with_name(f"{key}.tmp{os.getpid()}")
                 shutil.rmtree(tmp, ignore_errors=True)
-                subprocess.run(["cp", "-a", str(work), str(tmp)], check=True,
-                               capture_output=True, timeout=120)
+                subprocess.run(
+                    ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
+                )
                 os.rename(tmp, cache)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -232,14 +267,16 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         bindir = self.bindir()
         assert bindir is not None
         cache = self._cluster_cache(bindir, server_user)
-        subprocess.run(["cp", "-a", f"{cache}/.", str(datadir)], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120
+        )
         if server_user is not None:
             os.chown(datadir, *server_user)
         os.chmod(datadir, 0o700)
 
-    def local_launch(self, datadir: Path, port: int, server_user: tuple[int, int] | None
-                     ) -> LocalLaunch:
+    def local_launch(
+        self, datadir: Path, port: int, server_user: tuple[int, int] | None
+    ) -> LocalLaunch:
         bindir = self.bindir()
         assert bindir is not None
         argv = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
@@ -258,11 +295,17 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
     def docker_launch(self, image: str) -> DockerLaunch:
         # testcontainers' defaults (test/test/test): the project's test image pre-initialises
         # its cluster for exactly these, so it starts without running initdb
-        return DockerLaunch(image=image, container_port=5432,
-                            env={"POSTGRES_USER": "test", "POSTGRES_PASSWORD": "test",
-                                 "POSTGRES_DB": "test"})
+        return DockerLaunch(
+            image=image,
+            container_port=5432,
+            env={"POSTGRES_USER": "test", "POSTGRES_PASSWORD": "test", "POSTGRES_DB": "test"},
+        )
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> PostgresInfo:
-        return PostgresInfo(host=host, port=port, user=launch.env["POSTGRES_USER"],
-                            password=launch.env["POSTGRES_PASSWORD"],
-                            dbname=launch.env["POSTGRES_DB"])
+        return PostgresInfo(
+            host=host,
+            port=port,
+            user=launch.env["POSTGRES_USER"],
+            password=launch.env["POSTGRES_PASSWORD"],
+            dbname=launch.env["POSTGRES_DB"],
+        )

@@ -56,7 +56,9 @@ class RedisSpec(ServiceSpec[RedisInfo]):
     def parse_url(self, url: str) -> RedisInfo:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"scheme must be redis:// or rediss://, got {parts.scheme or 'none'!r}")
+            raise ValueError(
+                f"scheme must be redis:// or rediss://, got {parts.scheme or 'none'!r}"
+            )
         if not parts.hostname:
             raise ValueError("no host")
         try:
@@ -66,17 +68,28 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         path = parts.path.lstrip("/")
         if path and not path.isdigit():
             raise ValueError(f"the path must be a database number, got {path!r}")
-        return RedisInfo(host=parts.hostname, port=port, password=unquote(parts.password or ""),
-                         username=unquote(parts.username or ""), db=int(path or 0),
-                         ssl=parts.scheme == "rediss")
+        return RedisInfo(
+            host=parts.hostname,
+            port=port,
+            password=unquote(parts.password or ""),
+            username=unquote(parts.username or ""),
+            db=int(path or 0),
+            ssl=parts.scheme == "rediss",
+        )
 
     def client(self, info: RedisInfo, *, timeout: float = 5, **kwargs: Any) -> redis.Redis:
         import redis
 
         return redis.Redis(
-            host=info.host, port=info.port, db=info.db, password=info.password or None,
-            username=info.username or None, ssl=info.ssl, socket_connect_timeout=timeout,
-            socket_timeout=timeout, **kwargs,
+            host=info.host,
+            port=info.port,
+            db=info.db,
+            password=info.password or None,
+            username=info.username or None,
+            ssl=info.ssl,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            **kwargs,
         )
 
     def probe(self, info: RedisInfo, timeout: float) -> str:
@@ -107,7 +120,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         registry = self.client(info.with_db(0))
         try:
             try:
-                count = int(registry.config_get("databases").get("databases", 16))
+                count = int(str(registry.config_get("databases").get("databases", 16)))
             except Exception:  # CONFIG may be disabled on managed servers
                 count = 16
             for index in range(count - 1, 0, -1):
@@ -123,8 +136,10 @@ class RedisSpec(ServiceSpec[RedisInfo]):
                 registry.delete(key)  # holds others' keys: not ours to flush
         finally:
             registry.close()
-        raise ProbeRefused(f"no empty database index among {count} on {info.address} to claim; "
-                           "pytest-commons never flushes a database holding others' keys")
+        raise ProbeRefused(
+            f"no empty database index among {count} on {info.address} to claim; "
+            "pytest-commons never flushes a database holding others' keys"
+        )
 
     def release_database(self, info: RedisInfo) -> None:
         db = self.client(info)
@@ -142,26 +157,62 @@ class RedisSpec(ServiceSpec[RedisInfo]):
 
     def local_unavailable(self) -> tuple[str, str] | None:
         if self.server_binary() is None:
-            return ("redis-server (or valkey-server) is not installed",
-                    "apt-get install redis-server, set PYTEST_COMMONS_REDIS_URL, or start Docker")
+            return (
+                "redis-server (or valkey-server) is not installed",
+                "apt-get install redis-server, set PYTEST_COMMONS_REDIS_URL, or start Docker",
+            )
         return None
 
-    def local_launch(self, datadir: Path, port: int, server_user: tuple[int, int] | None
-                     ) -> LocalLaunch:
+    def local_launch(
+        self, datadir: Path, port: int, server_user: tuple[int, int] | None
+    ) -> LocalLaunch:
         binary = self.server_binary()
         assert binary is not None
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(datadir), "--databases", str(LOCAL_DATABASES),
-                "--hz", "100", "--daemonize", "no", "--logfile", "", "--protected-mode", "yes"]
-        return LocalLaunch(argv=argv, info=RedisInfo(host="127.0.0.1", port=port).to_dict(),
-                           stop_signal=signal.SIGTERM)
+        argv = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(datadir),
+            "--databases",
+            str(LOCAL_DATABASES),
+            "--hz",
+            "100",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+            "--protected-mode",
+            "yes",
+        ]
+        return LocalLaunch(
+            argv=argv,
+            info=RedisInfo(host="127.0.0.1", port=port).to_dict(),
+            stop_signal=signal.SIGTERM,
+        )
 
     # docker -----------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:
         # like the local engine: no persistence, so a restart starts empty on every backend
-        return DockerLaunch(image=image, container_port=6379,
-                            command=["redis-server", "--requirepass", "commons", "--save", "",
-                                     "--appendonly", "no"])
+        return DockerLaunch(
+            image=image,
+            container_port=6379,
+            command=[
+                "redis-server",
+                "--requirepass",
+                "commons",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+        )
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> RedisInfo:
         return RedisInfo(host=host, port=port, password="commons")

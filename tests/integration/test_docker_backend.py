@@ -37,8 +37,12 @@ def image_env() -> dict[str, str]:
     problem = docker_socket_missing()
     if problem:
         _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
-    present = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-                             capture_output=True, text=True, check=False).stdout.split()
+    present = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     absent = [img for img in LOCAL_IMAGES.values() if img not in present]
     if absent:
         _missing(f"images {absent} are not built (bash scripts/build-test-images.sh)")
@@ -46,31 +50,51 @@ def image_env() -> dict[str, str]:
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS"))
+    }
     env.pop("CI", None)
     return {**env, **extra}
 
 
-@pytest.mark.parametrize(("suite", "service"), [("test_postgres.py", "postgres"),
-                                                ("test_redis.py", "redis"),
-                                                ("test_mysql.py", "mysql")])
-def test_integration_suite_passes_on_docker(image_env: dict[str, str], suite: str,
-                                            service: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("suite", "service"),
+    [("test_postgres.py", "postgres"), ("test_redis.py", "redis"), ("test_mysql.py", "mysql")],
+)
+def test_integration_suite_passes_on_docker(
+    image_env: dict[str, str], suite: str, service: str, tmp_path: Path
+) -> None:
     if not (HERE / suite).exists():
         pytest.skip(f"{suite} is not part of this tree")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(HERE / suite), "-q", "-p", "no:cacheprovider",
-         f"--{service}-backend=docker", "--services-missing=fail", f"--basetemp={tmp_path}/bt"],
-        capture_output=True, text=True, env=_env(image_env), timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(HERE / suite),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--{service}-backend=docker",
+            "--services-missing=fail",
+            f"--basetemp={tmp_path}/bt",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(image_env),
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert f"{service:<11} docker" in result.stdout, result.stdout[-2000:]
     assert "skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
 
 
-def test_ports_on_loopback_only_and_labelled(pytester: pytest.Pytester,
-                                             image_env: dict[str, str],
-                                             clean_env: pytest.MonkeyPatch) -> None:
+def test_ports_on_loopback_only_and_labelled(
+    pytester: pytest.Pytester, image_env: dict[str, str], clean_env: pytest.MonkeyPatch
+) -> None:
     for key, value in image_env.items():
         clean_env.setenv(key, value)
     out = pytester.path / "inspect.json"
@@ -88,11 +112,16 @@ def test_ports_on_loopback_only_and_labelled(pytester: pytest.Pytester,
     result.assert_outcomes(passed=1)
     data = json.loads(out.read_text())
     bindings = [b for port in data["ports"].values() for b in (port or [])]
-    assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings), bindings
+    assert bindings
+    assert all(b["HostIp"] == "127.0.0.1" for b in bindings), bindings
     assert data["labels"]["pytest-commons"] == "1"
     assert data["labels"]["pytest-commons.service"] == "redis"
-    gone = subprocess.run(["docker", "ps", "-aq", "--filter", f"id={data['id']}"],
-                          capture_output=True, text=True, check=False).stdout.strip()
+    gone = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"id={data['id']}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     assert gone == "", "the container must be removed after the run"
 
 
@@ -109,10 +138,22 @@ def test_hold(redis, redis_service):
     while time.monotonic() < deadline:   # held until the outer test kills this run
         time.sleep(0.05)
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "--redis-backend=docker", str(tmp_path / "test_hold.py")],
-                            cwd=tmp_path, env=_env(image_env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--redis-backend=docker",
+            str(tmp_path / "test_hold.py"),
+        ],
+        cwd=tmp_path,
+        env=_env(image_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not (state.exists() and state.read_text()):
         assert proc.poll() is None, "the inner run ended early"
@@ -122,8 +163,12 @@ def test_hold(redis, redis_service):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     deadline = time.monotonic() + 30
-    while subprocess.run(["docker", "ps", "-aq", "--filter", f"id={cid}"], capture_output=True,
-                         text=True, check=False).stdout.strip():
+    while subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"id={cid}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip():
         assert time.monotonic() < deadline, f"container {cid[:12]} outlived kill -9"
         time.sleep(0.1)
 
@@ -131,40 +176,46 @@ def test_hold(redis, redis_service):
 REDIS_TEST = "def test_redis(redis):\n    assert redis.ping()\n"
 
 
-def test_engine_down_skips_with_the_remedy(pytester: pytest.Pytester,
-                                           clean_env: pytest.MonkeyPatch) -> None:
+def test_engine_down_skips_with_the_remedy(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     clean_env.setenv("DOCKER_HOST", f"unix://{pytester.path}/no-docker.sock")
     pytester.makepyfile(REDIS_TEST)
     result = pytester.runpytest_subprocess("--redis-backend=docker", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*docker: no Docker engine (*no-docker.sock does not exist) "
-                                 "(start Docker (dockerd), or set DOCKER_HOST)*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*docker: no Docker engine (*no-docker.sock does not exist) "
+            "(start Docker (dockerd), or set DOCKER_HOST)*"
+        ]
+    )
 
 
-def test_missing_image_falls_through_under_auto(pytester: pytest.Pytester,
-                                                image_env: dict[str, str],
-                                                clean_env: pytest.MonkeyPatch) -> None:
+def test_missing_image_falls_through_under_auto(
+    pytester: pytest.Pytester, image_env: dict[str, str], clean_env: pytest.MonkeyPatch
+) -> None:
     # a registry on loopback that does not exist: the pull fails without leaving the machine
     clean_env.setenv("PYTEST_COMMONS_REDIS_IMAGE", "127.0.0.1:1/commons/absent:1")
     pytester.makepyfile(REDIS_TEST)
-    result = pytester.runpytest_subprocess("--backend-order=docker,local", "-p",
-                                           "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--backend-order=docker,local", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["redis       local*"])
     forced = pytester.runpytest_subprocess("--redis-backend=docker", "-rs")
     forced.assert_outcomes(skipped=1)
-    forced.stdout.fnmatch_lines(["*image 127.0.0.1:1/commons/absent:1 is not present and "
-                                 "cannot be pulled*"])
+    forced.stdout.fnmatch_lines(
+        ["*image 127.0.0.1:1/commons/absent:1 is not present and cannot be pulled*"]
+    )
 
 
-def test_container_exiting_during_start_quotes_its_log(pytester: pytest.Pytester,
-                                                       image_env: dict[str, str],
-                                                       clean_env: pytest.MonkeyPatch) -> None:
+def test_container_exiting_during_start_quotes_its_log(
+    pytester: pytest.Pytester, image_env: dict[str, str], clean_env: pytest.MonkeyPatch
+) -> None:
     # the Redis image given Postgres' contract: its entrypoint rejects the command and exits
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_IMAGE", image_env["PYTEST_COMMONS_REDIS_IMAGE"])
     pytester.makepyfile("def test_pg(postgres):\n    pass\n")
-    result = pytester.runpytest_subprocess("--postgres-backend=docker",
-                                           "--service-start-timeout=20")
+    result = pytester.runpytest_subprocess(
+        "--postgres-backend=docker", "--service-start-timeout=20"
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*postgres (docker backend): *"])
     text = result.stdout.str()

@@ -18,8 +18,9 @@ def postgres_schema() -> str:
 
 
 @pytest.mark.parametrize("email", ["a@x.io", "b@x.io"])
-def test_each_test_gets_a_fresh_database_from_the_template(postgres: PostgresDatabase,
-                                                           email: str) -> None:
+def test_each_test_gets_a_fresh_database_from_the_template(
+    postgres: PostgresDatabase, email: str
+) -> None:
     with postgres.connect() as conn:
         assert conn.execute("select count(*) from users").fetchone() == (0,)
         conn.execute("insert into users (email) values (%s)", (email,))
@@ -69,17 +70,20 @@ def test_rollback_fixture_after_error_test(postgres_tx: psycopg.Connection[Any])
     assert postgres_tx.execute("select 1").fetchone() == (1,)
 
 
-def test_handle_reports_backend_and_version(postgres_service: ServiceHandle[PostgresInfo]
-                                            ) -> None:
+def test_handle_reports_backend_and_version(postgres_service: ServiceHandle[PostgresInfo]) -> None:
     assert postgres_service.backend in ("local", "docker", "external")
     assert postgres_service.version[:2].isdigit()
     assert postgres_service.startup_seconds >= 0
-    assert "password" not in repr(postgres_service) or "***" in repr(postgres_service) or (
-        postgres_service.info.password == "")
+    assert (
+        "password" not in repr(postgres_service)
+        or "***" in repr(postgres_service)
+        or (postgres_service.info.password == "")
+    )
 
 
-def test_restart_keeps_data_and_port(postgres: PostgresDatabase,
-                                     postgres_service: ServiceHandle[PostgresInfo]) -> None:
+def test_restart_keeps_data_and_port(
+    postgres: PostgresDatabase, postgres_service: ServiceHandle[PostgresInfo]
+) -> None:
     if not postgres_service.owned:
         pytest.skip("fault injection needs a server the plugin owns")
     with postgres.connect() as conn:

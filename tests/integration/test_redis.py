@@ -41,8 +41,9 @@ def test_async_client_from_url(redis_url: str) -> None:
     assert asyncio.run(main()) == b"b"
 
 
-def test_worker_owns_its_database(redis_db: RedisInfo, redis_service: ServiceHandle[RedisInfo]
-                                  ) -> None:
+def test_worker_owns_its_database(
+    redis_db: RedisInfo, redis_service: ServiceHandle[RedisInfo]
+) -> None:
     import os
 
     if redis_service.owned:
@@ -52,8 +53,9 @@ def test_worker_owns_its_database(redis_db: RedisInfo, redis_service: ServiceHan
         assert redis_db.db != 0
 
 
-def test_restart_drops_data_keeps_port(redis: redis_py.Redis,
-                                       redis_service: ServiceHandle[RedisInfo]) -> None:
+def test_restart_drops_data_keeps_port(
+    redis: redis_py.Redis, redis_service: ServiceHandle[RedisInfo]
+) -> None:
     if not redis_service.owned:
         pytest.skip("fault injection needs a server the plugin owns")
     redis.set("volatile", 1)
@@ -67,8 +69,9 @@ def test_paused_server_times_out(redis_service: ServiceHandle[RedisInfo]) -> Non
     if not redis_service.owned:
         pytest.skip("fault injection needs a server the plugin owns")
     info = redis_service.info
-    client = redis_py.Redis(host=info.host, port=info.port, password=info.password or None,
-                            socket_timeout=0.3)
+    client = redis_py.Redis(
+        host=info.host, port=info.port, password=info.password or None, socket_timeout=0.3
+    )
     redis_service.pause()
     try:
         with pytest.raises(redis_py.exceptions.TimeoutError):

@@ -23,45 +23,54 @@ def test_redis(redis):
 """
 
 
-def test_markers_added_and_registered(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
-                                      ) -> None:
+def test_markers_added_and_registered(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(PG_TEST + REDIS_TEST + "\ndef test_plain():\n    pass\n")
     result = pytester.runpytest_subprocess("-m", "not postgres", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_redis*", "*test_plain*"])
     result.stdout.no_fnmatch_line("*test_pg*")
     result = pytester.runpytest_subprocess("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.postgres: the test uses the PostgreSQL service*",
-                                 "@pytest.mark.redis: *"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.postgres: the test uses the PostgreSQL service*", "@pytest.mark.redis: *"]
+    )
 
 
-def test_runs_and_reports_backend_version_and_startup(pytester: pytest.Pytester,
-                                                      clean_env: pytest.MonkeyPatch) -> None:
+def test_runs_and_reports_backend_version_and_startup(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(PG_TEST + REDIS_TEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        "commons: backends auto = external → docker → local; missing services → skip",
-        "commons: postgres (*), redis (*)",
-        "*commons services*",
-        "postgres    local     15.* ready in *s*127.0.0.1:*",
-        "redis       local     7.* ready in *s*127.0.0.1:*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "commons: backends auto = external → docker → local; missing services → skip",
+            "commons: postgres (*), redis (*)",
+            "*commons services*",
+            "postgres    local     15.* ready in *s*127.0.0.1:*",
+            "redis       local     7.* ready in *s*127.0.0.1:*",
+        ]
+    )
 
 
-def test_unavailable_service_skips_with_reasons(pytester: pytest.Pytester,
-                                                clean_env: pytest.MonkeyPatch) -> None:
+def test_unavailable_service_skips_with_reasons(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(REDIS_TEST)
     result = pytester.runpytest_subprocess("--redis-backend=external", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines([
-        "*redis: no backend available*",
-        "*external: $PYTEST_COMMONS_REDIS_URL is not set (set PYTEST_COMMONS_REDIS_URL to a "
-        "Redis your CI provides)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*redis: no backend available*",
+            "*external: $PYTEST_COMMONS_REDIS_URL is not set (set PYTEST_COMMONS_REDIS_URL to a "
+            "Redis your CI provides)*",
+        ]
+    )
 
 
-def test_missing_services_fail_under_ci(pytester: pytest.Pytester,
-                                        clean_env: pytest.MonkeyPatch) -> None:
+def test_missing_services_fail_under_ci(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(REDIS_TEST)
     clean_env.setenv("CI", "true")
     result = pytester.runpytest_subprocess("--redis-backend=external")
@@ -71,21 +80,25 @@ def test_missing_services_fail_under_ci(pytester: pytest.Pytester,
     result.assert_outcomes(skipped=1)
 
 
-def test_auto_lists_a_reason_per_backend(pytester: pytest.Pytester,
-                                         clean_env: pytest.MonkeyPatch) -> None:
+def test_auto_lists_a_reason_per_backend(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(PG_TEST)
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_BINDIR", str(pytester.path / "nowhere"))
     clean_env.setenv("PYTEST_COMMONS_BACKEND_ORDER", "external,local")
     result = pytester.runpytest_subprocess("-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines([
-        "*external: $PYTEST_COMMONS_POSTGRES_URL is not set*",
-        "*local: no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR=*nowhere*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*external: $PYTEST_COMMONS_POSTGRES_URL is not set*",
+            "*local: no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR=*nowhere*",
+        ]
+    )
 
 
-def test_option_precedence_cli_env_ini(pytester: pytest.Pytester,
-                                       clean_env: pytest.MonkeyPatch) -> None:
+def test_option_precedence_cli_env_ini(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makeini("[pytest]\nredis_backend = external\n")
     pytester.makepyfile(REDIS_TEST)
     # ini alone: external (not configured) -> skip
@@ -99,46 +112,58 @@ def test_option_precedence_cli_env_ini(pytester: pytest.Pytester,
     pytester.runpytest_subprocess("--redis-backend=external").assert_outcomes(skipped=1)
 
 
-def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester,
-                                            clean_env: pytest.MonkeyPatch) -> None:
+def test_bad_option_values_are_usage_errors(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(REDIS_TEST)
     clean_env.setenv("PYTEST_COMMONS_REDIS_BACKEND", "dokker")
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*redis_backend='dokker' is not one of auto, external, "
-                                 "docker, local*PYTEST_COMMONS_REDIS_BACKEND*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*redis_backend='dokker' is not one of auto, external, "
+            "docker, local*PYTEST_COMMONS_REDIS_BACKEND*"
+        ]
+    )
     clean_env.delenv("PYTEST_COMMONS_REDIS_BACKEND")
     result = pytester.runpytest_subprocess("--backend-order=local,cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*backend_order='local,cloud' names unknown backends*"])
 
 
-def test_malformed_url_is_a_clear_failure(pytester: pytest.Pytester,
-                                          clean_env: pytest.MonkeyPatch) -> None:
+def test_malformed_url_is_a_clear_failure(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(PG_TEST)
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", "mysql://root@localhost/x")
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*postgres (external backend): malformed PYTEST_COMMONS_POSTGRES_URL: scheme must be "
-        "postgresql://, got 'mysql'*",
-        "*remedy: set PYTEST_COMMONS_POSTGRES_URL*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*postgres (external backend): malformed PYTEST_COMMONS_POSTGRES_URL: scheme must be "
+            "postgresql://, got 'mysql'*",
+            "*remedy: set PYTEST_COMMONS_POSTGRES_URL*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
 def test_external_refused_credentials_fail_fast(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch,
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
     postgres_service: ServiceHandle[PostgresInfo],
 ) -> None:
     info = postgres_service.info
     pytester.makepyfile(PG_TEST)
-    clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL",
-                     f"postgresql://nosuchrole:topsecret@{info.host}:{info.port}/postgres")
+    clean_env.setenv(
+        "PYTEST_COMMONS_POSTGRES_URL",
+        f"postgresql://nosuchrole:topsecret@{info.host}:{info.port}/postgres",
+    )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*postgres (external backend): the server refused us:*"
-                                 "role \"nosuchrole\" does not exist*"])
+    result.stdout.fnmatch_lines(
+        ['*postgres (external backend): the server refused us:*role "nosuchrole" does not exist*']
+    )
     assert "topsecret" not in result.stdout.str() + result.stderr.str()
 
 
@@ -149,39 +174,49 @@ def _fake_server(directory: Path, name: str, script: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-def test_server_dying_during_start_quotes_its_log(pytester: pytest.Pytester,
-                                                  clean_env: pytest.MonkeyPatch) -> None:
+def test_server_dying_during_start_quotes_its_log(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     # a stand-in for a broken installation: the plugin's error path is what is under test
     bindir = pytester.path / "brokenbin"
-    _fake_server(bindir, "redis-server",
-                 'echo "FATAL CONFIG FILE ERROR (simulated broken install)"\nexit 3\n')
+    _fake_server(
+        bindir,
+        "redis-server",
+        'echo "FATAL CONFIG FILE ERROR (simulated broken install)"\nexit 3\n',
+    )
     pytester.makepyfile(REDIS_TEST)
     clean_env.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     result = pytester.runpytest_subprocess("--redis-backend=local")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*redis (local backend): the server exited with code 3 during start*",
-        "*last lines of */server.log:*",
-        "*| FATAL CONFIG FILE ERROR (simulated broken install)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*redis (local backend): the server exited with code 3 during start*",
+            "*last lines of */server.log:*",
+            "*| FATAL CONFIG FILE ERROR (simulated broken install)*",
+        ]
+    )
 
 
-def test_start_timeout_names_the_deadline(pytester: pytest.Pytester,
-                                          clean_env: pytest.MonkeyPatch) -> None:
+def test_start_timeout_names_the_deadline(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     bindir = pytester.path / "hangbin"
     _fake_server(bindir, "redis-server", 'echo "starting but never listening"\nexec sleep 30\n')
     pytester.makepyfile(REDIS_TEST)
     clean_env.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     result = pytester.runpytest_subprocess("--redis-backend=local", "--service-start-timeout=1")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*redis (local backend): not ready after 1 s (last probe: *",
-        "*| starting but never listening*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*redis (local backend): not ready after 1 s (last probe: *",
+            "*| starting but never listening*",
+        ]
+    )
 
 
-def test_xdist_shares_one_server_and_isolates(pytester: pytest.Pytester,
-                                              clean_env: pytest.MonkeyPatch) -> None:
+def test_xdist_shares_one_server_and_isolates(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("xdist")
     out = pytester.path / "out"
     out.mkdir()
@@ -212,8 +247,10 @@ def test_xdist_shares_one_server_and_isolates(pytester: pytest.Pytester,
 
 
 def test_external_backend_touches_only_its_own(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch,
-    postgres_service: ServiceHandle[PostgresInfo], redis_service: ServiceHandle[RedisInfo],
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    postgres_service: ServiceHandle[PostgresInfo],
+    redis_service: ServiceHandle[RedisInfo],
 ) -> None:
     import psycopg
     import redis as redis_py
@@ -231,11 +268,15 @@ def test_external_backend_touches_only_its_own(
     busy = redis_py.Redis(host=rinfo.host, port=rinfo.port, db=15)
     busy.set("user:other", "also precious")
 
-    pytester.makepyfile(PG_TEST + REDIS_TEST + """
+    pytester.makepyfile(
+        PG_TEST
+        + REDIS_TEST
+        + """
 def test_redis_writes(redis):
     redis.set("mine", 1)
     assert redis.keys() == [b"mine"]
-""")
+"""
+    )
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", pg.url)
     clean_env.setenv("PYTEST_COMMONS_REDIS_URL", f"redis://{rinfo.host}:{rinfo.port}/0")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
@@ -245,8 +286,11 @@ def test_redis_writes(redis):
     with psycopg.connect(pg.dsn, autocommit=True) as admin:
         names = [r[0] for r in admin.execute("select datname from pg_database")]
         assert "userdata" in names
-        assert not [n for n in names if n.startswith("pc_") and "gw" not in n
-                    and n.split("_")[1] != _own_prefix()], names
+        assert not [
+            n
+            for n in names
+            if n.startswith("pc_") and "gw" not in n and n.split("_")[1] != _own_prefix()
+        ], names
     with psycopg.connect(pg.with_db("userdata").dsn) as conn:
         assert conn.execute("select x from keep").fetchall() == [(42,)]
     assert user_client.get("user:key") == b"precious"

@@ -25,8 +25,13 @@ def own_runtime(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> Non
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_commons.cli", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_commons.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.usefixtures("own_runtime")
@@ -55,27 +60,37 @@ def test_reuse_keeps_and_reattaches_then_down_stops(pytester: pytest.Pytester) -
 def test_reuse_restarts_when_configuration_changes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(REDIS_TEST)
     pytester.runpytest_subprocess("--reuse-services", "--redis-backend=local").assert_outcomes(
-        passed=1)
+        passed=1
+    )
     # a different setting of the service is a different instance
-    result = pytester.runpytest_subprocess("--reuse-services", "--redis-backend=local",
-                                           "--redis-image=other:1")
+    result = pytester.runpytest_subprocess(
+        "--reuse-services", "--redis-backend=local", "--redis-image=other:1"
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["redis       local*ready in *"])
     _cli("down")
 
 
-def test_doctor_reports_every_service_and_backend(pytester: pytest.Pytester,
-                                                  clean_env: pytest.MonkeyPatch) -> None:
+def test_doctor_reports_every_service_and_backend(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_BINDIR", "/nonexistent")
     report = json.loads(_cli("doctor", "--json").stdout)
     pg = report["services"]["postgres"]["backends"]
     assert pg["local"] == {
         "available": False,
         "reason": "no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR=/nonexistent",
-        "remedy": "point it at the directory holding postgres and initdb"}
+        "remedy": "point it at the directory holding postgres and initdb",
+    }
     assert pg["external"]["reason"] == "$PYTEST_COMMONS_POSTGRES_URL is not set"
     assert report["services"]["redis"]["backends"]["local"] == {"available": True}
     result = pytester.runpytest_subprocess("--services-doctor")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["postgres: driver ok", "  local     no: no postgres binary*",
-                                 "redis: driver ok", "  local     available"])
+    result.stdout.fnmatch_lines(
+        [
+            "postgres: driver ok",
+            "  local     no: no postgres binary*",
+            "redis: driver ok",
+            "  local     available",
+        ]
+    )

@@ -55,8 +55,11 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS")) and k != "CI"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS")) and k != "CI"
+    }
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -65,9 +68,20 @@ def _start_holding_run(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[by
     out = tmp_path / "state.json"
     (tmp_path / "test_hold.py").write_text(HOLDING_TEST.format(out=str(out)))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra,
-         str(tmp_path / "test_hold.py")],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+            str(tmp_path / "test_hold.py"),
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     _wait_for(lambda: out.exists() or proc.poll() is not None, 60, "the inner run to start")
     if not out.exists():
@@ -119,23 +133,34 @@ def test_both(postgres, redis, postgres_service, redis_service):
         run.mkdir()
         (run / "test_both.py").write_text(test)
         env = {**_env(), "OUT": str(run / "out")}
-        procs.append(subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p",
-                                       "no:cacheprovider"], cwd=run, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                cwd=run,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
-    for proc, output in zip(procs, outputs):
+    for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output
     ports = [(tmp_path / f"run{i}" / "out").read_text().split() for i in range(2)]
-    assert ports[0][0] != ports[1][0] and ports[0][1] != ports[1][1]
+    assert ports[0][0] != ports[1][0]
+    assert ports[0][1] != ports[1][1]
 
 
 def test_a_normal_run_leaves_no_run_directory(tmp_path: Path) -> None:
     from pytest_commons._run import runtime_root
 
     (tmp_path / "test_one.py").write_text("def test_one(redis):\n    assert redis.ping()\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     output = proc.communicate(timeout=120)[0].decode()
     assert proc.returncode == 0, output
     # run directories are named run-<owner pid>-<random>: none of this run's may remain

@@ -32,8 +32,10 @@ def test_mask_url() -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("postgresql://alice:p%40ss@db.local:6543/app",
-         PostgresInfo(host="db.local", port=6543, user="alice", password="p@ss", dbname="app")),
+        (
+            "postgresql://alice:p%40ss@db.local:6543/app",
+            PostgresInfo(host="db.local", port=6543, user="alice", password="p@ss", dbname="app"),
+        ),
         ("postgres://h", PostgresInfo(host="h", port=5432)),
     ],
 )
@@ -43,8 +45,11 @@ def test_postgres_parse_url(url: str, expected: PostgresInfo) -> None:
 
 @pytest.mark.parametrize(
     ("url", "problem"),
-    [("mysql://h/db", "scheme"), ("postgresql://:5432/x", "no host"),
-     ("postgresql://h:99999/x", "port")],
+    [
+        ("mysql://h/db", "scheme"),
+        ("postgresql://:5432/x", "no host"),
+        ("postgresql://h:99999/x", "port"),
+    ],
 )
 def test_postgres_parse_url_errors(url: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
@@ -54,7 +59,13 @@ def test_postgres_parse_url_errors(url: str, problem: str) -> None:
 def test_redis_parse_url() -> None:
     info = RedisSpec().parse_url("rediss://user:pw@cache:6380/4")
     assert (info.host, info.port, info.username, info.password, info.db, info.ssl) == (
-        "cache", 6380, "user", "pw", 4, True)
+        "cache",
+        6380,
+        "user",
+        "pw",
+        4,
+        True,
+    )
     with pytest.raises(ValueError, match="database number"):
         RedisSpec().parse_url("redis://h/abc")
 
@@ -72,14 +83,21 @@ def test_quote_ident_refuses_odd_names() -> None:
 
 
 def test_error_messages_name_service_backend_and_remedy() -> None:
-    err = ServiceStartError("postgres", "local", "the server exited with code 1 during start",
-                            log_tail="FATAL: boom", log_path="/x/server.log",
-                            remedy="apt-get install postgresql")
+    err = ServiceStartError(
+        "postgres",
+        "local",
+        "the server exited with code 1 during start",
+        log_tail="FATAL: boom",
+        log_path="/x/server.log",
+        remedy="apt-get install postgresql",
+    )
     text = str(err)
     assert text.startswith("postgres (local backend): the server exited")
-    assert "| FATAL: boom" in text and "/x/server.log" in text
+    assert "| FATAL: boom" in text
+    assert "/x/server.log" in text
     assert "remedy: apt-get install postgresql" in text
-    unavailable = ServiceUnavailable("redis", [("external", "$X is not set"),
-                                               ("local", "not installed")])
+    unavailable = ServiceUnavailable(
+        "redis", [("external", "$X is not set"), ("local", "not installed")]
+    )
     assert "- external: $X is not set" in str(unavailable)
     assert "- local: not installed" in str(unavailable)
