@@ -27,7 +27,14 @@ from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaun
 if TYPE_CHECKING:
     import psycopg
 
-INITDB_ARGS = ("--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync")
+INITDB_ARGS = (
+    "--auth=trust",
+    "--username=postgres",
+    "--encoding=UTF8",
+    "--locale=C",
+    "--wal-segsize=1",
+    "--no-sync",
+)
 SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "unix_socket_directories": "",
