@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_commons.errors import CommonsError, ConfigError, ServiceUnavailable
+from pytest_commons.errors import CommonsError, ServiceUnavailable
 from pytest_commons.registry import RecordedFailure, Registry, ServiceHandle
 
 REGISTRY_KEY = pytest.StashKey[Registry]()
@@ -31,12 +31,11 @@ def service_handle(request: pytest.FixtureRequest, name: str) -> ServiceHandle[A
     except (ServiceUnavailable, RecordedFailure) as exc:
         unavailable = isinstance(exc, ServiceUnavailable) or getattr(exc, "unavailable", False)
         message = str(exc)
-        if unavailable and config.stash.get(MISSING_KEY, "skip") == "skip":
-            pytest.skip(message)
-        if unavailable:
-            message += "\n  (failing because --services-missing=fail, the default when $CI is set)"
-        pytest.fail(message, pytrace=False)
-    except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
     except CommonsError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        unavailable, message = False, str(exc)
+    # outside the except blocks: the report shows the message once, without a chained traceback
+    if unavailable and config.stash.get(MISSING_KEY, "skip") == "skip":
+        pytest.skip(message)
+    if unavailable:
+        message += "\n  (failing because --services-missing=fail, the default when $CI is set)"
+    pytest.fail(message, pytrace=False)

@@ -105,6 +105,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if config.option.collectonly or REGISTRY_KEY not in config.stash:
         return
     needed = sorted({svc for item in session.items for svc in services_of(item)})
+    _remember_services(config, needed)
     if not needed:
         return
     registry = config.stash[REGISTRY_KEY]
@@ -177,5 +178,36 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     del config.stash[REGISTRY_KEY]
 
 
+def _hint_path(config: pytest.Config) -> Path:
+    import hashlib
+
+    key = repr((str(config.rootpath), config.invocation_params.args, os.getcwd()))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return _settings(config).cache_dir() / "hints" / f"{digest}.services"
+
+
+def _remember_services(config: pytest.Config, needed: list[str]) -> None:
+    """Remember what this invocation needed, so the next identical one starts it at once."""
+    if _is_worker(config) and config.workerinput.get("workerid") != "gw0":  # type: ignore[attr-defined]
+        return
+    path = _hint_path(config)
+    try:
+        if not path.exists() or path.read_text().split() != needed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(" ".join(needed))
+    except OSError:
+        pass
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    os.environ.setdefault("PYTEST_COMMONS_ACTIVE", "1")
+    """Start what the same command needed last time while pytest collects (a warm start);
+    collection then asks for exactly what the tests use."""
+    config = session.config
+    if config.option.collectonly or REGISTRY_KEY not in config.stash:
+        return
+    try:
+        hinted = [s for s in _hint_path(config).read_text().split() if s in SERVICES]
+    except OSError:
+        return
+    if hinted:
+        config.stash[REGISTRY_KEY].prestart(hinted)
