@@ -160,6 +160,14 @@ class Registry:
     # -----------------------------------------------------------------------------------------
     def _acquire(self, name: str) -> ServiceHandle[Any]:
         spec = load_spec(name, self.settings)
+        if spec.driver_module and spec.check_driver() is None:
+            # the probe needs the driver: import it while the server starts, not before
+            threading.Thread(
+                target=importlib.import_module,
+                args=(spec.driver_module,),
+                daemon=True,
+                name=f"commons-import-{name}",
+            ).start()
         with self.ctx.lock(name):
             inst = self.ctx.read(name)
             if inst is not None and inst.ready:

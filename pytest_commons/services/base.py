@@ -122,8 +122,18 @@ class ServiceSpec(ABC, Generic[InfoT]):
         :class:`~pytest_commons.errors.ProbeRefused` when it answers but refuses us.
         """
 
+    #: the driver module the probe and fixtures import; it is imported in the background
+    #: while the server starts, and only looked up (not imported) to check it is installed
+    driver_module: ClassVar[str | None] = None
+    driver_extra: ClassVar[str] = ""
+
     def check_driver(self) -> str | None:
-        """None when the Python driver the fixtures need imports, else the reason."""
+        """None when the Python driver the fixtures need is installed, else the reason."""
+        import importlib.util
+
+        if self.driver_module and importlib.util.find_spec(self.driver_module) is None:
+            extra = self.driver_extra or self.name
+            return f'{self.driver_module} is not installed (pip install "pytest-commons[{extra}]")'
         return None
 
     # local ----------------------------------------------------------------------------------

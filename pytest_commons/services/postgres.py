@@ -112,15 +112,9 @@ def _first_line(exc: BaseException) -> str:
 class PostgresSpec(ServiceSpec[PostgresInfo]):
     name = "postgres"
     info_type = PostgresInfo
+    driver_module = "psycopg"
 
     # driver / external ------------------------------------------------------------------------
-    def check_driver(self) -> str | None:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            return 'psycopg 3 is not installed (pip install "pytest-commons[postgres]")'
-        return None
-
     def parse_url(self, url: str) -> PostgresInfo:
         parts = urlsplit(url)
         if parts.scheme not in ("postgres", "postgresql"):

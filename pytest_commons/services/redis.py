@@ -45,13 +45,7 @@ class RedisInfo(ConnectionInfo):
 class RedisSpec(ServiceSpec[RedisInfo]):
     name = "redis"
     info_type = RedisInfo
-
-    def check_driver(self) -> str | None:
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            return 'redis-py is not installed (pip install "pytest-commons[redis]")'
-        return None
+    driver_module = "redis"
 
     def parse_url(self, url: str) -> RedisInfo:
         parts = urlsplit(url)
