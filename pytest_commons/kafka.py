@@ -10,7 +10,6 @@ default of 45 s the first message would take ≈23 s), ``auto.offset.reset=earli
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import re
@@ -25,6 +24,8 @@ import pytest
 from pytest_commons.services.kafka import TANSU, KafkaInfo
 
 if TYPE_CHECKING:
+    import asyncio
+
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
     from confluent_kafka import Consumer, Message, Producer
     from confluent_kafka.admin import AdminClient
@@ -338,6 +339,8 @@ class Kafka:
         """Remember ``client`` for teardown. pytest-asyncio closes the test's event loop before
         function fixtures are torn down, but it finalises async generators first
         (``shutdown_asyncgens``): a parked generator per loop stops the clients there."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         self._aio.append((client, loop))
         if any(guard_loop is loop for _g, guard_loop in self._guards):
