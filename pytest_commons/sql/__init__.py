@@ -358,7 +358,10 @@ class SqlDatabase:
 
 
 class _Tracking:
-    """Wraps a session factory; remembers the sessions it made so the fixture closes them."""
+    """Wraps a session factory; remembers the sessions it made so the fixture closes them.
+
+    ``maker.begin()`` (a context manager closing its own session) passes straight through.
+    """
 
     def __init__(self, maker: Any, made: list[Any]) -> None:
         self._maker, self._made = maker, made
@@ -367,11 +370,6 @@ class _Tracking:
         session = self._maker(**kwargs)
         self._made.append(session)
         return session
-
-    def begin(self) -> Any:
-        session = self._maker()
-        self._made.append(session)
-        return session.begin()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._maker, name)
