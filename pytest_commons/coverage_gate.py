@@ -234,7 +234,15 @@ def load_config(pyproject: Path) -> GateConfig | None:
 # --------------------------------------------------------------------------------- measure
 
 
-def measure(cov: coverage.Coverage, root: Path) -> list[FileCoverage]:
+@dataclass
+class Measured:
+    """What coverage.py measured: the files, and whether branches were measured."""
+
+    files: list[FileCoverage]
+    branch: bool
+
+
+def measure(cov: coverage.Coverage, root: Path) -> Measured:
     """Per-file line and branch figures of ``cov``'s (loaded or combined) data.
 
     Uses coverage.py's JSON report, so the ``[report]`` include/omit settings apply.
@@ -246,7 +254,7 @@ def measure(cov: coverage.Coverage, root: Path) -> list[FileCoverage]:
         try:
             cov.json_report(outfile=out)
         except NoDataError:
-            return []
+            return Measured([], False)
         with open(out, encoding="utf-8") as fh:
             report = json.load(fh)
     try:
@@ -278,7 +286,8 @@ def measure(cov: coverage.Coverage, root: Path) -> list[FileCoverage]:
             )
         )
     files.sort(key=lambda f: f.path)
-    return files
+    branch = bool(report.get("meta", {}).get("branch_coverage")) or any(f.branches for f in files)
+    return Measured(files, branch)
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -326,10 +335,6 @@ def evaluate(config: GateConfig, files: Sequence[FileCoverage]) -> list[GateRow]
     return rows
 
 
-def has_branch_data(files: Sequence[FileCoverage]) -> bool:
-    return any(f.branches for f in files)
-
-
 def _lacking(row: GateRow) -> list[FileCoverage]:
     return sorted(
         (f for f in row.files if f.percent < 100.0),
@@ -341,7 +346,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def format_table(rows: Sequence[GateRow], files: Sequence[FileCoverage]) -> list[str]:
+def format_table(rows: Sequence[GateRow], branch: bool = True) -> list[str]:
     """The gate's report: one line per threshold (path, covered %, required %, status, missing
     lines); under a missed directory or glob threshold, its files that lack coverage, worst
     first, with their missing lines as compressed ranges and partial branches as ``a->b``.
@@ -350,7 +355,7 @@ def format_table(rows: Sequence[GateRow], files: Sequence[FileCoverage]) -> list
         return ["coverage gate: no thresholds configured"]
     kind = (
         "lines+branches"
-        if has_branch_data(files)
+        if branch
         else "lines only: measure branches with --cov-branch or [run] branch = true"
     )
     p = rows[0].precision
@@ -461,7 +466,8 @@ def run_cli(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {} if data_file is None else {"data_file": data_file}
     cov = coverage.Coverage(config_file=args.rcfile or True, **kwargs)
     cov.load()
-    files = measure(cov, config.root)
+    measured = measure(cov, config.root)
+    files = measured.files
     if not files:
         print(
             f"pytest-commons coverage-gate: the coverage data ({cov.config.data_file}) holds "
@@ -470,7 +476,7 @@ def run_cli(args: argparse.Namespace) -> int:
         )
         return 2
     rows = evaluate(config, files)
-    print("\n".join(format_table(rows, files)))
+    print("\n".join(format_table(rows, measured.branch)))
     return 0 if all(r.passed for r in rows) else 1
 
 
@@ -562,9 +568,9 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     cov = getattr(controller, "cov", None)
     if cov is None:
         return result
-    files = measure(cov, gate.root)
-    rows = evaluate(gate, files)
-    config.stash[_RESULT] = format_table(rows, files)
+    measured = measure(cov, gate.root)
+    rows = evaluate(gate, measured.files)
+    config.stash[_RESULT] = format_table(rows, measured.branch)
     if not all(r.passed for r in rows):
         session.testsfailed += 1  # the run's exit status becomes 1 (tests failed)
     return result

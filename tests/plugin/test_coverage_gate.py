@@ -82,6 +82,9 @@ COV = ("--cov=mypkg", "--cov-branch", "-p", "no:cacheprovider")
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> pytest.Pytester:
+    # the inner runs measure their own project, never into the outer run's coverage data
+    for name in ("COVERAGE_FILE", "COVERAGE_RCFILE", "COVERAGE_PROCESS_START"):
+        clean_env.delenv(name, raising=False)
     pkg = pytester.mkpydir("mypkg")
     (pkg / "calc.py").write_text(CALC.lstrip("\n"))
     sub = pkg / "sub"
