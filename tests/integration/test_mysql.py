@@ -1,0 +1,307 @@
+"""MySQL/MariaDB against a real server: isolation, schema template, rollback fixture, the
+external backend's namespace, refused credentials, running as root."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from pytest_commons._state import get_registry
+from pytest_commons.fixtures.mysql import MysqlDatabase
+from pytest_commons.registry import ServiceHandle
+from pytest_commons.services.mysql import MysqlInfo, MysqlSpec
+
+SCHEMA = """
+CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100) UNIQUE NOT NULL);
+CREATE TABLE orders (
+    id INT AUTO_INCREMENT PRIMARY KEY,
+    user_id INT NOT NULL,
+    FOREIGN KEY (user_id) REFERENCES users (id)
+);
+CREATE TABLE colors (name VARCHAR(20) PRIMARY KEY, shout VARCHAR(20) AS (UPPER(name)) VIRTUAL);
+INSERT INTO colors (name) VALUES ('red'), ('blue');
+CREATE VIEW zz_color_names AS SELECT name FROM colors;
+CREATE VIEW aa_color_count AS SELECT COUNT(*) AS n FROM zz_color_names;
+CREATE TABLE audit (email VARCHAR(100));
+CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW
+    INSERT INTO audit (email) VALUES (NEW.email);
+"""
+
+
+@pytest.fixture(scope="session")
+def mysql_schema() -> str:
+    return SCHEMA
+
+
+def scalar(conn: Any, sql: str, args: Any = None) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+@pytest.mark.parametrize("email", ["a@x.io", "b@x.io"])
+def test_each_test_gets_a_fresh_database_from_the_template(
+    mysql: MysqlDatabase, email: str
+) -> None:
+    conn = mysql.connect()
+    assert scalar(conn, "SELECT COUNT(*) FROM users") == 0
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES (%s)", (email,))
+    conn.commit()
+    assert scalar(conn, "SELECT COUNT(*) FROM users") == 1
+    assert scalar(conn, "SELECT DATABASE()") == mysql.name
+    assert mysql.name.startswith("pc_")
+    assert mysql.url.endswith("/" + mysql.name)
+
+
+def test_template_rows_views_triggers_and_foreign_keys_are_copied(mysql: MysqlDatabase) -> None:
+    conn = mysql.connect(autocommit=True)
+    assert scalar(conn, "SELECT GROUP_CONCAT(shout ORDER BY name) FROM colors") == "BLUE,RED"
+    assert scalar(conn, "SELECT n FROM aa_color_count") == 2
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES ('t@x.io')")
+        with pytest.raises(pymysql.err.IntegrityError):  # the foreign key came along
+            cur.execute("INSERT INTO orders (user_id) VALUES (999)")
+    assert scalar(conn, "SELECT email FROM audit") == "t@x.io"  # the trigger came along
+
+
+def test_tables_created_by_a_test_do_not_leak(mysql: MysqlDatabase) -> None:
+    conn = mysql.connect(autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE leaked (id INT)")
+    assert (
+        scalar(
+            conn,
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = %s "
+            "AND TABLE_SCHEMA = DATABASE()",
+            ("leaked",),
+        )
+        == 1
+    )
+
+
+def test_tables_created_by_a_test_do_not_leak_check(mysql: MysqlDatabase) -> None:
+    conn = mysql.connect()
+    assert (
+        scalar(
+            conn,
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'leaked' "
+            "AND TABLE_SCHEMA = DATABASE()",
+        )
+        == 0
+    )
+
+
+def test_connect_skips_tls_and_is_fast(mysql: MysqlDatabase) -> None:
+    conn = mysql.connect()
+    assert scalar(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'") == "Ssl_cipher"
+    with conn.cursor() as cur:
+        cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert cur.fetchone()[1] == ""
+    started = time.perf_counter()
+    for _ in range(20):
+        pymysql.connect(**mysql.connect_kwargs()).close()
+    per_connect = (time.perf_counter() - started) / 20
+    assert per_connect < 0.015, f"{per_connect * 1000:.1f} ms per connect: TLS not disabled?"
+
+
+def test_database_urls_parse_back(
+    mysql: MysqlDatabase, mysql_service: ServiceHandle[MysqlInfo]
+) -> None:
+    info = MysqlSpec().parse_url(mysql.url)
+    assert info == mysql.info
+    assert MysqlSpec().parse_url(mysql.sqlalchemy_url) == mysql.info
+    assert mysql_service.info.dbname == ""
+
+
+def test_rollback_fixture_app_commit_stays_inside(mysql_tx: Any) -> None:
+    with mysql_tx.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES ('tx@x.io')")
+        mysql_tx.commit()  # what application code does
+        mysql_tx.begin()
+        cur.execute("INSERT INTO users (email) VALUES ('nested@x.io')")
+        mysql_tx.commit()
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 2
+
+
+def test_rollback_fixture_sees_nothing_from_before(mysql_tx: Any) -> None:
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM audit") == 0
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM colors") == 2
+
+
+def test_rollback_fixture_app_rollback_keeps_outer(mysql_tx: Any) -> None:
+    with mysql_tx.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES ('kept@x.io')")
+        mysql_tx.commit()
+        cur.execute("INSERT INTO users (email) VALUES ('dropped@x.io')")
+        mysql_tx.rollback()
+        cur.execute("SELECT email FROM users")
+        assert [r[0] for r in cur.fetchall()] == ["kept@x.io"]
+
+
+def test_rollback_fixture_survives_an_error(mysql_tx: Any) -> None:
+    with mysql_tx.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES ('dup@x.io')")
+        with pytest.raises(pymysql.err.IntegrityError):
+            cur.execute("INSERT INTO users (email) VALUES ('dup@x.io')")
+    mysql_tx.rollback()
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
+
+
+def test_rollback_fixture_is_invisible_to_other_connections(
+    mysql_tx: Any, mysql_service: ServiceHandle[MysqlInfo]
+) -> None:
+    with mysql_tx.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES ('hidden@x.io')")
+    mysql_tx.commit()
+    other = pymysql.connect(**mysql_service.info.with_db(mysql_tx.db.decode()).connect_kwargs())
+    try:
+        assert scalar(other, "SELECT COUNT(*) FROM users") == 0
+    finally:
+        other.close()
+
+
+def test_rollback_fixture_after_error_test(mysql_tx: Any) -> None:
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
+
+
+def test_handle_reports_backend_and_version(mysql_service: ServiceHandle[MysqlInfo]) -> None:
+    assert mysql_service.backend in ("local", "docker", "external")
+    assert mysql_service.version[:2].isdigit()
+    masked = MysqlInfo(host="127.0.0.1", port=1, user="u", password="s3cret-pw", dbname="d")
+    assert "s3cret-pw" not in repr(masked)
+    assert "***" in repr(masked)
+    if mysql_service.info.password:
+        assert mysql_service.info.password not in repr(mysql_service)
+
+
+def test_running_as_root_serves_root_over_tcp(mysql_service: ServiceHandle[MysqlInfo]) -> None:
+    if mysql_service.backend != "local":
+        pytest.skip("about the local backend")
+    conn = MysqlSpec().connect(mysql_service.info)
+    try:
+        user = scalar(conn, "SELECT CURRENT_USER()")
+        assert user.startswith("root@")
+        assert scalar(conn, "SELECT @@bind_address") == "127.0.0.1"
+        assert scalar(conn, "SELECT @@character_set_server") == "utf8mb4"
+        datadir = Path(scalar(conn, "SELECT @@datadir"))
+    finally:
+        conn.close()
+    pid = mysql_service.instance.pid
+    assert pid is not None
+    server_uid = os.stat(f"/proc/{pid}").st_uid
+    if os.geteuid() == 0:
+        assert server_uid != 0, "the server must not run as root"
+        assert datadir.stat().st_uid == server_uid
+    else:
+        assert server_uid == os.geteuid()
+
+
+def test_refused_credentials_fail_fast_with_the_reason(
+    mysql_service: ServiceHandle[MysqlInfo],
+) -> None:
+    from pytest_commons.errors import ProbeRefused
+
+    wrong = MysqlInfo(
+        host=mysql_service.info.host,
+        port=mysql_service.info.port,
+        user="nobody_here",
+        password="wrong",
+    )
+    started = time.monotonic()
+    with pytest.raises(ProbeRefused, match="Access denied"):
+        MysqlSpec().probe(wrong, timeout=5)
+    assert time.monotonic() - started < 2
+
+
+EXTERNAL_TESTS = """
+import os, pytest
+
+@pytest.fixture(scope="session")
+def mysql_schema():
+    return "CREATE TABLE t (id INT PRIMARY KEY)"
+
+@pytest.mark.parametrize("n", range(3))
+def test_db(mysql, mysql_service, n):
+    assert mysql_service.backend == "external"
+    with open(os.environ["NAMES_FILE"], "a") as fh:
+        fh.write(mysql.name + "\\n")
+    conn = mysql.connect(autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (%s)", (n,))
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchone() == (1,)
+
+def test_tx(mysql_tx):
+    with mysql_tx.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (1)")
+    mysql_tx.commit()
+"""
+
+
+def _databases(conn: Any, ignore: str) -> set[str]:
+    """The server's databases except this (outer) run's own, which it drops in the background."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        return {row[0] for row in cur.fetchall() if not row[0].startswith(ignore)}
+
+
+def test_external_backend_touches_only_its_own_databases(
+    mysql_service: ServiceHandle[MysqlInfo],
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    pytestconfig: pytest.Config,
+) -> None:
+    ours = f"pc_{get_registry(pytestconfig).ctx.run_id}_".lower()
+    if mysql_service.backend != "local":
+        pytest.skip("needs a server this run owns")
+    admin = MysqlSpec().connect(mysql_service.info)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS keep_me")
+            cur.execute("CREATE TABLE IF NOT EXISTS keep_me.data (v VARCHAR(10))")
+            cur.execute("DELETE FROM keep_me.data")
+            cur.execute("INSERT INTO keep_me.data VALUES ('precious')")
+        before = _databases(admin, ours)
+        clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", mysql_service.info.with_db("keep_me").url)
+        clean_env.setenv("PYTEST_COMMONS_MYSQL_BACKEND", "external")
+        names_file = pytester.path / "names.txt"
+        clean_env.setenv("NAMES_FILE", str(names_file))
+        pytester.makepyfile(EXTERNAL_TESTS)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+        result.assert_outcomes(passed=4)
+        names = names_file.read_text().split()
+        assert len(set(names)) == 3
+        assert all(name.startswith("pc_") and not name.startswith(ours) for name in names)
+        result.stdout.fnmatch_lines(["*mysql*external*"])
+        assert scalar(admin, "SELECT GROUP_CONCAT(v) FROM keep_me.data") == "precious"
+        assert _databases(admin, ours) == before, "the inner run left or removed databases"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS keep_me")
+        admin.close()
+
+
+def test_external_backend_with_wrong_password_fails_with_remedy(
+    mysql_service: ServiceHandle[MysqlInfo],
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    info = mysql_service.info
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", f"mysql://root:wrong-secret@{info.address}/")
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_BACKEND", "external")
+    pytester.makepyfile("def test_db(mysql):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "refused us" in out
+    assert "Access denied" in out
+    assert "PYTEST_COMMONS_MYSQL_URL" in out
+    assert "wrong-secret" not in out
