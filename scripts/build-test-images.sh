@@ -7,6 +7,7 @@
 #   pytest-commons/redis:7             docker/images/redis
 #   pytest-commons/kafka:tansu         docker/images/kafka
 #   pytest-commons/localstack:moto     docker/images/localstack
+#   pytest-commons/mockserver:engine   docker/images/mockserver (+ the engine's source, staged)
 #
 # Idempotent and fast when nothing changed: every image carries the label
 # org.pytest-commons.context-hash (sha256 of its build context, plus the base image's id for
@@ -28,13 +29,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LABEL=org.pytest-commons.context-hash
 BASE_TAG=pytest-commons/debian:bookworm
 SUITE=bookworm
-ALL_IMAGES=(postgres mariadb redis kafka localstack)
+ALL_IMAGES=(postgres mariadb redis kafka localstack mockserver)
 declare -A TAGS=(
   [postgres]=pytest-commons/postgres:15
   [mariadb]=pytest-commons/mariadb:10.11
   [redis]=pytest-commons/redis:7
   [kafka]=pytest-commons/kafka:tansu
   [localstack]=pytest-commons/localstack:moto
+  [mockserver]=pytest-commons/mockserver:engine
 )
 
 say() { echo "build-test-images: $*" >&2; }
@@ -134,9 +136,26 @@ DPKG
   printf '%-32s built        %5ss  %s\n' "$BASE_TAG" "$(elapsed "$start")" "$(image_size "$BASE_TAG")"
 }
 
+# Images that ship project code get a staged copy of the context with that code under src/
+# (the hash then covers the code too). mockserver: the engine (standard library only).
+stage_context() {
+  local name=$1 dir="$ROOT/docker/images/$1" staged
+  if [ "$name" != mockserver ]; then echo "$dir"; return; fi
+  staged="$STAGE_ROOT/$name"
+  rm -rf "$staged"; mkdir -p "$staged"
+  cp -a "$dir/." "$staged/"
+  mkdir -p "$staged/src/pytest_commons/engines"
+  cp "$ROOT/pytest_commons/__init__.py" "$staged/src/pytest_commons/"
+  cp "$ROOT/pytest_commons/engines/__init__.py" "$staged/src/pytest_commons/engines/"
+  cp -a "$ROOT/pytest_commons/engines/mockserver" "$staged/src/pytest_commons/engines/"
+  find "$staged/src" -name '__pycache__' -prune -exec rm -rf {} +
+  echo "$staged"
+}
+
 build_image() {
-  local name=$1 tag=${TAGS[$1]} dir="$ROOT/docker/images/$1" start hash log
+  local name=$1 tag=${TAGS[$1]} dir start hash log
   start=$(now)
+  dir=$(stage_context "$name")
   [ -f "$dir/Dockerfile" ] || { say "no $dir/Dockerfile"; exit 1; }
   hash=$( { context_hash "$dir"; docker image inspect --format '{{ .Id }}' "$BASE_TAG"; } | sha256sum | cut -c1-16)
   if [ "${FORCE:-0}" != 1 ] && [ "$(image_label "$tag")" = "$hash" ]; then
@@ -154,7 +173,8 @@ build_image() {
 }
 
 ROOTFS=""
-trap '[ -n "$ROOTFS" ] && $SUDO rm -rf "$ROOTFS" "$ROOTFS.log"' EXIT
+STAGE_ROOT=$(mktemp -d /tmp/pytest-commons-contexts.XXXXXX)
+trap '[ -n "$ROOTFS" ] && $SUDO rm -rf "$ROOTFS" "$ROOTFS.log"; rm -rf "$STAGE_ROOT"' EXIT
 bash "$ROOT/scripts/install-docker.sh"
 images=("$@")
 [ ${#images[@]} -eq 0 ] && images=("${ALL_IMAGES[@]}")
