@@ -137,6 +137,24 @@ def _error_code(exc: BaseException) -> int:
     return int(args[0]) if args and isinstance(args[0], int) else 0
 
 
+def _can_execute(path: Path, uid: int, gid: int) -> bool:
+    """Whether ``uid``/``gid`` (not root) may run ``path``: x on it and on every parent."""
+
+    def allowed(target: Path, bit: int) -> bool:
+        st = target.stat()
+        if st.st_uid == uid:
+            return bool(st.st_mode & (bit << 6))
+        if st.st_gid == gid:
+            return bool(st.st_mode & (bit << 3))
+        return bool(st.st_mode & bit)
+
+    try:
+        real = path.resolve()
+        return allowed(real, 1) and all(allowed(parent, 1) for parent in real.parents)
+    except OSError:
+        return False
+
+
 class MysqlSpec(ServiceSpec[MysqlInfo]):
     name = "mysql"
     info_type = MysqlInfo
@@ -377,6 +395,15 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
     def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
         server = self.server_binary()
         assert server is not None
+        if server_user is not None and not _can_execute(server, *server_user):
+            raise ServiceStartError(
+                self.name,
+                "local",
+                f"the server user (uid {server_user[0]}) cannot execute {server}",
+                remedy="install the server where every user can run it (e.g. apt-get install "
+                "mariadb-server), make its directories world-executable, or choose the user "
+                "with --commons-server-user",
+            )
         cache = self._datadir_cache(server, server_user)
         subprocess.run(
             ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120

@@ -1,0 +1,236 @@
+"""The MySQL/MariaDB service in inner pytest runs: marker, missing or broken server binary,
+malformed URL, xdist sharing one server with per-worker databases, no server left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_commons._run import runtime_root
+from pytest_commons.services.mysql import MysqlSpec
+
+MYSQL_TEST = """
+def test_mysql(mysql):
+    conn = mysql.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+"""
+
+RECORD_TESTS = """
+import json, os, pytest
+
+@pytest.fixture(scope="session")
+def mysql_schema():
+    return "CREATE TABLE t (n INT PRIMARY KEY)"
+
+@pytest.mark.parametrize("n", range(6))
+def test_record(mysql, mysql_service, n):
+    conn = mysql.connect(autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (%s)", (n,))
+        cur.execute("SELECT n FROM t")
+        assert cur.fetchall() == ((n,),)
+    with open(os.path.join(os.environ["MYSQL_RECORD_DIR"], f"{n}.json"), "w") as fh:
+        json.dump({"port": mysql.info.port, "db": mysql.name, "pid": mysql_service.instance.pid,
+                   "worker": os.environ.get("PYTEST_XDIST_WORKER", "master"),
+                   "backend": mysql_service.backend}, fh)
+"""
+
+needs_server = pytest.mark.skipif(
+    MysqlSpec().local_unavailable() is not None, reason="no local MariaDB/MySQL server"
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_dead(pid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_marker_is_added_and_registered(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(MYSQL_TEST + "\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("-m", "not mysql", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_plain*"])
+    result.stdout.no_fnmatch_line("*test_mysql*")
+    result = pytester.runpytest_subprocess("-m", "mysql", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_mysql*"])
+    result = pytester.runpytest_subprocess("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.mysql:*"])
+
+
+def test_missing_binary_skips_with_the_remedy(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", "/nonexistent")
+    pytester.makepyfile(MYSQL_TEST)
+    result = pytester.runpytest_subprocess("--mysql-backend=local", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mysql: no backend available*",
+            "*local: no executable server at PYTEST_COMMONS_MYSQL_SERVER=/nonexistent*",
+        ]
+    )
+    assert "mariadbd or mysqld" in result.stdout.str()
+
+
+def test_missing_binary_fails_under_services_missing_fail(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", "/nonexistent")
+    pytester.makepyfile(MYSQL_TEST)
+    result = pytester.runpytest_subprocess("--mysql-backend=local", "--services-missing=fail")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*PYTEST_COMMONS_MYSQL_SERVER=/nonexistent*"])
+
+
+@needs_server
+def test_server_that_dies_at_start_fails_with_its_log(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    # named mariadbd, so the real mariadb-install-db prepares its data directory; then it dies
+    # (in a directory the unprivileged server user can reach when we are root)
+    bindir = runtime_root() / f"fake-mariadb-{os.getpid()}"
+    bindir.mkdir(mode=0o755, exist_ok=True)
+    request.addfinalizer(lambda: shutil.rmtree(bindir, ignore_errors=True))
+    fake = bindir / "mariadbd"
+    fake.write_text("#!/bin/sh\necho '[ERROR] InnoDB: the disk caught fire' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", str(fake))
+    clean_env.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(tmp_path / "cache"))
+    pytester.makepyfile(MYSQL_TEST)
+    result = pytester.runpytest_subprocess("--mysql-backend=local")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mysql (local backend): the server exited with code 3 during start*",
+            "*| [[]ERROR] InnoDB: the disk caught fire*",
+        ]
+    )
+
+
+def test_malformed_url_fails_with_an_example(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", "postgresql://root@127.0.0.1:3306/x")
+    pytester.makepyfile(MYSQL_TEST)
+    result = pytester.runpytest_subprocess("--mysql-backend=external")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mysql (external backend): malformed PYTEST_COMMONS_MYSQL_URL*scheme must be mysql://*",
+            "*remedy*mysql://user:password@host:port/dbname*",
+        ]
+    )
+
+
+def test_unreachable_external_server_times_out_with_remedy(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    from pytest_commons.backends.local import free_port
+
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", f"mysql://root@127.0.0.1:{free_port()}/")
+    pytester.makepyfile(MYSQL_TEST)
+    # -p no:faker: Faker's autouse session fixture imports its providers (which pytest
+    # rewrites, with ast.parse) while the probe thread runs; CPython 3.11.7 then sometimes fails
+    # with "AST constructor recursion depth mismatch" (an interpreter race, reported)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:faker", "--mysql-backend=external", "--service-start-timeout=1"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*mysql (external backend): not ready after 1 s*", "*remedy*PYTEST_COMMONS_MYSQL_URL*"]
+    )
+
+
+@needs_server
+def test_xdist_workers_share_one_server_with_their_own_databases(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("xdist")
+    out = tmp_path / "records"
+    out.mkdir()
+    clean_env.setenv("MYSQL_RECORD_DIR", str(out))
+    pytester.makepyfile(RECORD_TESTS)
+    result = pytester.runpytest_subprocess("-n", "2", "--mysql-backend=local")
+    result.assert_outcomes(passed=6)
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    assert len(records) == 6
+    assert len({r["port"] for r in records}) == 1, "one server for the run"
+    assert len({r["pid"] for r in records}) == 1
+    assert {r["worker"] for r in records} == {"gw0", "gw1"}
+    assert len({r["db"] for r in records}) == 6
+    for record in records:
+        assert f"_{record['worker']}_" in record["db"]
+    assert _wait_dead(int(records[0]["pid"])), "the server outlived the run"
+
+
+@needs_server
+def test_failing_test_reports_normally_and_server_stops(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "records"
+    out.mkdir()
+    clean_env.setenv("MYSQL_RECORD_DIR", str(out))
+    pytester.makepyfile(
+        RECORD_TESTS
+        + """
+def test_fails(mysql):
+    conn = mysql.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchone() == (42,)
+"""
+    )
+    result = pytester.runpytest_subprocess("--mysql-backend=local", "-k", "fails or record and 0")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*assert (0,) == (42,)*", "*mysql*local*ready in*"])
+    records = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert _wait_dead(int(records[0]["pid"])), "the server outlived the run"
+
+
+@needs_server
+@pytest.mark.skipif(os.geteuid() != 0, reason="about the privilege drop when running as root")
+def test_server_binary_the_server_user_cannot_run_fails_with_remedy(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    fake = private / "mariadbd"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", str(fake))
+    pytester.makepyfile(MYSQL_TEST)
+    result = pytester.runpytest_subprocess("--mysql-backend=local")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*mysql (local backend): the server user (uid *) cannot execute {fake}*",
+            "*remedy*--commons-server-user*",
+        ]
+    )
