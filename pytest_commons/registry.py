@@ -7,6 +7,7 @@ record. A failure is recorded too, so every worker reports the same reasons with
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import threading
@@ -33,6 +34,12 @@ class RecordedFailure(CommonsError):
     def __init__(self, message: str, *, unavailable: bool) -> None:
         self.unavailable = unavailable
         super().__init__(message)
+
+
+def _quiet_import(module: str) -> None:
+    # a failure is reported by the probe, which imports the driver again
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 def load_spec(name: str, settings: Settings) -> ServiceSpec[Any]:
@@ -128,6 +135,9 @@ class Registry:
 
     def prestart(self, names: list[str]) -> None:
         """Start the named services in the background, in parallel."""
+        from pytest_commons import _imports
+
+        _imports.install()
         with self._lock:
             for name in names:
                 if name in self._futures:

@@ -30,22 +30,28 @@ def async_url(url: Any) -> URL:
 
 
 @pytest.fixture
-async def engine(sql_db: Any) -> AsyncIterator[AsyncEngine]:
-    """An async engine on this test's database (a fresh one on each backend)."""
-    engine = create_async_engine(async_url(sql_db.url))
+async def engine(request: pytest.FixtureRequest, sql_db: Any, tmp_path: Any
+                 ) -> AsyncIterator[AsyncEngine]:
+    """An async engine on a fresh, empty database of ``sql_db``'s backend (for migrations)."""
+    if sql_db.backend == "postgres":
+        url = async_url(request.getfixturevalue("postgres").url)
+    elif sql_db.backend == "mysql":
+        url = async_url(request.getfixturevalue("mysql").url)
+    else:
+        url = make_url(f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}")
+    engine = create_async_engine(url)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
-async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """A session factory on the database, with the schema created from the models."""
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    return async_sessionmaker(engine, expire_on_commit=False)
+def sessions(sql_db: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the schema ``sql_db`` made once; everything rolls back after the test."""
+    maker: async_sessionmaker[AsyncSession] = sql_db.async_sessionmaker
+    return maker
 
 
 @pytest.fixture
-async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with sessions() as session:
-        yield session
+def session(sql_db: Any) -> AsyncSession:
+    s: AsyncSession = sql_db.async_session
+    return s
