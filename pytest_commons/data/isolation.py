@@ -8,9 +8,11 @@ from typing import Any
 
 from pytest_commons.data._sql import family
 
-# the name postgres_tx uses for its own savepoint: code under test that calls commit() on a
-# postgres_tx connection releases and renews "the most recent savepoint of that name", which is
-# then ours, so an example's commits stay inside the example
+# postgres_tx's connection turns commit() into "RELEASE + SAVEPOINT pytest_commons_outer" and
+# rollback() into "ROLLBACK TO pytest_commons_outer" (the most recent savepoint of that name).
+# Inside an example we put our own savepoint first and a fresh "pytest_commons_outer" on top:
+# the example's commits then land in our savepoint, which is rolled back at the end.
+_EXAMPLE = "pytest_commons_example"
 _SAVEPOINT = "pytest_commons_outer"
 
 
@@ -38,12 +40,14 @@ def isolated_example(conn_or_session: Any) -> Iterator[Any]:
         if conn.autocommit:
             conn.execute("BEGIN")
             started = True
+        conn.execute(f"SAVEPOINT {_EXAMPLE}")
         conn.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
             yield conn
         finally:
-            conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            conn.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            if not conn.closed:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {_EXAMPLE}")
+                conn.execute(f"RELEASE SAVEPOINT {_EXAMPLE}")
             if started:
                 conn.execute("ROLLBACK")
         return
@@ -51,12 +55,12 @@ def isolated_example(conn_or_session: Any) -> Iterator[Any]:
     try:
         if module.startswith("sqlite3") and not conn.in_transaction:
             cur.execute("BEGIN")
-        cur.execute("SAVEPOINT pytest_commons_example")
+        cur.execute(f"SAVEPOINT {_EXAMPLE}")
         try:
             yield conn
         finally:
-            cur.execute("ROLLBACK TO SAVEPOINT pytest_commons_example")
-            cur.execute("RELEASE SAVEPOINT pytest_commons_example")
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_EXAMPLE}")
+            cur.execute(f"RELEASE SAVEPOINT {_EXAMPLE}")
     finally:
         cur.close()
 

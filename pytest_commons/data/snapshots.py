@@ -57,16 +57,14 @@ def _parse_path(path: str) -> list[str]:
     if text.startswith("$"):
         text = text[1:]
     tokens: list[str] = []
-    for part in re.findall(r"\.\.|\.[^.\[\]]+|\[[^\]]*\]|^[^.\[\]]+", text):
-        if part == "..":
+    for deep, name, index in re.findall(r"(\.\.|\.)?(?:([^.\[\]]+)|\[([^\]]*)\])", text):
+        if deep == "..":
             tokens.append("**")
-        elif part.startswith("."):
-            tokens.append(part[1:])
-        elif part.startswith("["):
-            inner = part[1:-1].strip("'\"")
+        if index or not name:
+            inner = index.strip("'\"")
             tokens.append("*" if inner in ("*", "") else inner)
         else:
-            tokens.append(part)
+            tokens.append(name)
     return tokens
 
 

@@ -211,6 +211,13 @@ import pytest
 def test_seeded(postgres_tx):
     rows = postgres_tx.execute("SELECT id, email FROM users ORDER BY id").fetchall()
     assert rows == [(1, "a@example.com"), (2, "b@example.com")]
+
+
+@pytest.mark.seed_data("{path}")
+def test_seeded_database(postgres):
+    with postgres.connect() as conn:
+        rows = conn.execute("SELECT id, email FROM users ORDER BY id").fetchall()
+    assert rows == [(1, "a@example.com"), (2, "b@example.com")]
 """
 
 SCHEMA = """
@@ -236,7 +243,7 @@ def test_seed_data_loads_before_the_test(pytester: pytest.Pytester) -> None:
         "fixtures/users.yaml",
         "users:\n  - {id: 1, email: a@example.com}\n  - {id: 2, email: b@example.com, name: B}\n",
     )
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 def test_seed_data_unknown_column_names_file_row_and_columns(pytester: pytest.Pytester) -> None:
@@ -247,7 +254,7 @@ def test_seed_data_unknown_column_names_file_row_and_columns(pytester: pytest.Py
         "  - {id: 3, emial: c@example.com}\n",
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
             "*seed_data: fixtures/users.yaml: table users, row 3: unknown column 'emial' "
@@ -259,7 +266,7 @@ def test_seed_data_unknown_column_names_file_row_and_columns(pytester: pytest.Py
 def test_seed_data_database_error_names_the_row(pytester: pytest.Pytester) -> None:
     _seed_project(pytester, "fixtures/users.csv", "id,email,name\n1,a@example.com,A\n2,,B\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*fixtures/users.csv: table users, row 2: NotNullViolation*"])
 
 
@@ -290,3 +297,47 @@ def test_seed_data_missing_file_and_missing_database(pytester: pytest.Pytester) 
 def test_seed_data_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.seed_data(*paths): load YAML/JSON*"])
+
+
+def test_snapshot_json_masks_volatile_values_so_reruns_pass(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_commons.data import Masks
+
+        @pytest.fixture
+        def snapshot_json_masks():
+            return Masks(id_keys=("id",), paths=("$.meta.etag",))
+        """
+    )
+    pytester.makepyfile(
+        test_snap="""
+        import datetime, random, uuid
+
+        def test_doc(snapshot_json):
+            ref = str(uuid.uuid4())
+            doc = {"id": random.randint(1, 10**9), "ref": ref, "again": ref,
+                   "at": datetime.datetime.now().isoformat(),
+                   "meta": {"etag": random.random()}, "name": "stable"}
+            assert doc == snapshot_json
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--snapshot-update").assert_outcomes(
+        passed=1
+    )
+    written = next(pytester.path.rglob("*.json")).read_text()
+    assert '"<uuid:1>"' in written
+    assert '"<id:1>"' in written
+    assert '"<datetime>"' in written
+    assert '"etag": "<masked>"' in written
+    # new random values, same snapshot
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.makepyfile(
+        test_snap="""
+        def test_doc(snapshot_json):
+            assert {"id": 1, "ref": "x", "again": "y", "at": "2024-01-01T00:00:00",
+                    "meta": {"etag": 1}, "name": "changed"} == snapshot_json
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
