@@ -39,15 +39,10 @@ EXPECTED_SKIPS = {
 # tests that assume the local backend's engine, not the docker contract (see docs/docker.md,
 # "Known gaps"); each with the reason
 DESELECT: dict[str, dict[str, str]] = {
-    "kafka": {
-        # asserts `supports() is (backend != "local")`; on the Tansu image supports() is
-        # (rightly) False: it keys off the broker. Fix: `(kafka.flavour != "tansu")`.
-        "test_supports_matches_the_backend": "keys off the backend instead of the broker",
-    },
+    "kafka": {},
     "aws": {
         # per-account reset and /_pytest_commons/reset-account exist on the local moto
         # launcher only; elsewhere tracked deletion leaves untracked fixed SQS names behind
-        "test_fixed_names_are_fresh_in_every_test": "needs the local per-account reset",
         "test_tracked_deletion_removes_only_what_was_created": "calls the local reset endpoint",
         # the moto image does not apply LocalStack's "12-digit access key = account" rule
         "test_env_reaches_the_endpoint_from_a_subprocess": "needs the access-key account rule",
