@@ -102,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--json", action="store_true")
     sub.add_parser("down")
+    from pytest_commons import coverage_gate
+
+    coverage_gate.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "coverage-gate":
+        return coverage_gate.run_cli(args)
     if args.command == "doctor":
         report = doctor_report()
         if args.json:

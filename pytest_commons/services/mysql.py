@@ -445,7 +445,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
         return DockerLaunch(
             image=image,
             container_port=3306,
-            env={"MYSQL_ROOT_PASSWORD": "test", "MYSQL_DATABASE": "test"},
+            env={"MYSQL_ROOT_PASSWORD": "commons-root", "MYSQL_DATABASE": "test"},
         )
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> MysqlInfo:
@@ -454,5 +454,5 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
             port=port,
             user="root",
             password=launch.env["MYSQL_ROOT_PASSWORD"],
-            dbname=launch.env["MYSQL_DATABASE"],
+            dbname="",  # server-level, like the local engine: fixtures name their databases
         )

@@ -10,8 +10,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from commons_rdbms import Base
-
 ASYNC_DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+aiomysql",
@@ -30,8 +28,9 @@ def async_url(url: Any) -> URL:
 
 
 @pytest.fixture
-async def engine(request: pytest.FixtureRequest, sql_db: Any, tmp_path: Any
-                 ) -> AsyncIterator[AsyncEngine]:
+async def engine(
+    request: pytest.FixtureRequest, sql_db: Any, tmp_path: Any
+) -> AsyncIterator[AsyncEngine]:
     """An async engine on a fresh, empty database of ``sql_db``'s backend (for migrations)."""
     if sql_db.backend == "postgres":
         url = async_url(request.getfixturevalue("postgres").url)

@@ -1,0 +1,38 @@
+"""Fault injection suite, run by test_fault_injection.py in an inner pytest of its own."""
+
+from __future__ import annotations
+
+import pytest
+import redis as redis_py
+
+from pytest_commons.registry import ServiceHandle
+from pytest_commons.services.redis import RedisInfo
+
+
+def test_restart_drops_data_keeps_port(
+    redis: redis_py.Redis, redis_service: ServiceHandle[RedisInfo]
+) -> None:
+    if not redis_service.owned:
+        pytest.skip("fault injection needs a server the plugin owns")
+    redis.set("volatile", 1)
+    port = redis_service.info.port
+    redis_service.restart()
+    assert redis_service.info.port == port
+    assert redis.get("volatile") is None  # no persistence configured: a restart loses data
+
+
+def test_paused_server_times_out(redis_service: ServiceHandle[RedisInfo]) -> None:
+    if not redis_service.owned:
+        pytest.skip("fault injection needs a server the plugin owns")
+    info = redis_service.info
+    client = redis_py.Redis(
+        host=info.host, port=info.port, password=info.password or None, socket_timeout=0.3
+    )
+    redis_service.pause()
+    try:
+        with pytest.raises(redis_py.exceptions.TimeoutError):
+            client.ping()
+    finally:
+        redis_service.resume()
+    assert client.ping()
+    client.close()
