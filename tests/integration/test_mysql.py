@@ -261,7 +261,7 @@ def test_external_backend_touches_only_its_own_databases(
 ) -> None:
     ours = f"pc_{get_registry(pytestconfig).ctx.run_id}_".lower()
     if mysql_service.backend != "local":
-        pytest.skip("needs a server this run owns")
+        pytest.skip("about the local backend: needs a server this run owns")
     admin = MysqlSpec().connect(mysql_service.info)
     try:
         with admin.cursor() as cur:
