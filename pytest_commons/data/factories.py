@@ -59,10 +59,16 @@ def needs_session(factory_cls: type) -> bool:
     )
 
 
-def _sessions(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+def _sessions(request: pytest.FixtureRequest, want_async: bool) -> tuple[Any, Any]:
     if "sql_db" in request.fixturenames:
         db = request.getfixturevalue("sql_db")
-        return getattr(db, "session", None), getattr(db, "async_session", None)
+        async_session = None
+        if want_async:
+            try:
+                async_session = db.async_session
+            except RuntimeError:  # a sync test: sql_db has no async session to give
+                async_session = None
+        return db.session, async_session
     return request.getfixturevalue("commons_db_session"), None
 
 
@@ -110,7 +116,7 @@ def bind(factory_cls: Any, request: pytest.FixtureRequest, patch: _Patch) -> Any
     seed = int(request.getfixturevalue("commons_test_seed"))
     session = async_session = None
     if needs_session(factory_cls):
-        session, async_session = _sessions(request)
+        session, async_session = _sessions(request, library_of(factory_cls) != "factory_boy")
     if library_of(factory_cls) == "factory_boy":
         import factory.random
 
