@@ -15,11 +15,14 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from filelock import FileLock
+
 from pytest_commons._cleanup import kill_process_group
-from pytest_commons._run import Instance, RunContext
+from pytest_commons._run import Instance, RunContext, runtime_root
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
 from pytest_commons.errors import BackendUnavailable, ServiceStartError, read_tail
 from pytest_commons.services.base import LocalLaunch
@@ -64,6 +67,44 @@ def chown_tree(path: Path, user: tuple[int, int] | None) -> None:
         for name in dirs + files:
             with contextlib.suppress(FileNotFoundError):
                 os.lchown(os.path.join(root, name), uid, gid)
+
+
+def cached_build(cache: Path, ready: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
+    """Build ``cache`` once (initdb, install-db …) and reuse it across runs.
+
+    ``build(work)`` fills ``work``, a path in the private runtime directory (the server user may
+    not reach a cache in a home directory); the result is copied into ``cache`` under a file
+    lock and renamed into place, so concurrent runs never see half a cache.
+    """
+    if ready(cache):
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache) + ".lock"):
+        if ready(cache):
+            return cache
+        work = runtime_root() / f"{cache.parent.name}-init-{cache.name}-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            build(work)
+            tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            subprocess.run(
+                ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
+            )
+            os.rename(tmp, cache)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return cache
+
+
+def copy_datadir(cache: Path, datadir: Path, user: tuple[int, int] | None) -> None:
+    """Copy a cached, initialised data directory into a run's private 0700 data directory."""
+    subprocess.run(
+        ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120
+    )
+    if user is not None:
+        os.chown(datadir, *user)
+    os.chmod(datadir, 0o700)
 
 
 def _describe_exit(code: int) -> str:

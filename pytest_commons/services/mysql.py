@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from filelock import FileLock
-
-from pytest_commons._run import runtime_root
+from pytest_commons.backends.local import cached_build, copy_datadir
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 
@@ -339,17 +337,8 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
             ).encode()
         ).hexdigest()[:16]
         cache = self.settings.cache_dir() / "mysql" / key
-        marker = cache / "mysql"
-        if marker.is_dir():
-            return cache
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(cache) + ".lock"):
-            if marker.is_dir():
-                return cache
-            # the initialisation runs in the private runtime directory (the server user may
-            # not reach a cache in a home directory); the result is copied into the cache
-            work = runtime_root() / f"mysql-init-{key}-{os.getpid()}"
-            shutil.rmtree(work, ignore_errors=True)
+
+        def install_db(work: Path) -> None:
             init_file = work.parent / (work.name + ".init.sql")
             init_file.write_text(ROOT_TCP_SQL)
             os.chmod(init_file, 0o644)
@@ -380,17 +369,11 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
                         remedy="check the MariaDB/MySQL installation, or set "
                         "PYTEST_COMMONS_MYSQL_SERVER",
                     )
-                tmp = cache.with_name(f"{key}.tmp{os.getpid()}")
-                shutil.rmtree(tmp, ignore_errors=True)
-                subprocess.run(
-                    ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
-                )
-                os.rename(tmp, cache)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     init_file.unlink()
-        return cache
+
+        return cached_build(cache, lambda c: (c / "mysql").is_dir(), install_db)
 
     def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
         server = self.server_binary()
@@ -404,13 +387,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
                 "mariadb-server), make its directories world-executable, or choose the user "
                 "with --commons-server-user",
             )
-        cache = self._datadir_cache(server, server_user)
-        subprocess.run(
-            ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120
-        )
-        if server_user is not None:
-            os.chown(datadir, *server_user)
-        os.chmod(datadir, 0o700)
+        copy_datadir(self._datadir_cache(server, server_user), datadir, server_user)
 
     def local_launch(
         self, datadir: Path, port: int, server_user: tuple[int, int] | None

@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from filelock import FileLock
-
-from pytest_commons._run import runtime_root
+from pytest_commons.backends.local import cached_build, copy_datadir
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 
@@ -220,60 +218,38 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
             repr((str(bindir), st.st_size, st.st_mtime_ns, INITDB_ARGS, user)).encode()
         ).hexdigest()[:16]
         cache = self.settings.cache_dir() / "postgres" / key
-        if (cache / "PG_VERSION").is_file():
-            return cache
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(cache) + ".lock"):
-            if (cache / "PG_VERSION").is_file():
-                return cache
-            # initdb runs in the private runtime directory (the server user may not be able
-            # to reach the cache in a home directory), then the result is copied into the cache
-            work = runtime_root() / f"initdb-{key}-{os.getpid()}"
-            shutil.rmtree(work, ignore_errors=True)
+
+        def initdb(work: Path) -> None:
             work.mkdir(mode=0o700)
             kwargs: dict[str, Any] = {}
             if user is not None:
                 os.chown(work, *user)
                 kwargs = {"user": user[0], "group": user[1], "extra_groups": []}
-            try:
-                result = subprocess.run(
-                    [str(bindir / "initdb"), "-D", str(work), *INITDB_ARGS],
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    cwd=str(work),
-                    env={**os.environ, "LC_ALL": "C"},
-                    **kwargs,
+            result = subprocess.run(
+                [str(bindir / "initdb"), "-D", str(work), *INITDB_ARGS],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=str(work),
+                env={**os.environ, "LC_ALL": "C"},
+                **kwargs,
+            )
+            if result.returncode != 0:
+                raise ServiceStartError(
+                    self.name,
+                    "local",
+                    f"initdb failed with code {result.returncode}",
+                    log_tail=(result.stdout + result.stderr)[-3000:],
+                    remedy="check the PostgreSQL installation, or set "
+                    "PYTEST_COMMONS_POSTGRES_BINDIR",
                 )
-                if result.returncode != 0:
-                    raise ServiceStartError(
-                        self.name,
-                        "local",
-                        f"initdb failed with code {result.returncode}",
-                        log_tail=(result.stdout + result.stderr)[-3000:],
-                        remedy="check the PostgreSQL installation, or set "
-                        "PYTEST_COMMONS_POSTGRES_BINDIR",
-                    )
-                tmp = cache.with_name(f"{key}.tmp{os.getpid()}")
-                shutil.rmtree(tmp, ignore_errors=True)
-                subprocess.run(
-                    ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
-                )
-                os.rename(tmp, cache)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-        return cache
+
+        return cached_build(cache, lambda c: (c / "PG_VERSION").is_file(), initdb)
 
     def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
         bindir = self.bindir()
         assert bindir is not None
-        cache = self._cluster_cache(bindir, server_user)
-        subprocess.run(
-            ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120
-        )
-        if server_user is not None:
-            os.chown(datadir, *server_user)
-        os.chmod(datadir, 0o700)
+        copy_datadir(self._cluster_cache(bindir, server_user), datadir, server_user)
 
     def local_launch(
         self, datadir: Path, port: int, server_user: tuple[int, int] | None
