@@ -259,7 +259,7 @@ def test_external_backend_touches_only_its_own_databases(
     clean_env: pytest.MonkeyPatch,
     pytestconfig: pytest.Config,
 ) -> None:
-    ours = f"pc_{get_registry(pytestconfig).ctx.run_id}_".lower()
+    ours = f"pc_{get_registry(pytestconfig).ctx.run_id}_".replace("-", "_").lower()
     if mysql_service.backend != "local":
         pytest.skip("about the local backend: needs a server this run owns")
     admin = MysqlSpec().connect(mysql_service.info)
