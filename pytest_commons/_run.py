@@ -111,6 +111,11 @@ class RunContext:
         return self.run_dir.name[len(RUN_PREFIX) :]
 
     @property
+    def db_prefix(self) -> str:
+        """``pc_<run>_<worker>``: the prefix of every database this worker names."""
+        return f"pc_{self.run_id}_{self.worker_id}".replace("-", "_").lower()
+
+    @property
     def worker_index(self) -> int:
         digits = "".join(ch for ch in self.worker_id if ch.isdigit())
         return int(digits) if digits else 0
