@@ -75,7 +75,10 @@ def stop_all(instances: list[Instance]) -> None:
         return
     import threading
 
-    threads = [threading.Thread(target=stop_instance, args=(inst,), daemon=True) for inst in owned]
+    threads = [
+        threading.Thread(target=stop_instance, args=(inst,), daemon=True, name="commons-stop")
+        for inst in owned
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

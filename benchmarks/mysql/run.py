@@ -215,9 +215,8 @@ def main() -> int:
         ),
     }
     if root:
-        # Faker's plugin (installed next to the project's own Python) imports its providers
-        # while the service starts in a thread; CPython 3.11.7 can then fail with "AST
-        # constructor recursion depth mismatch" (an interpreter race; reported to the core)
+        # Faker's own pytest plugin (installed next to the project's Python, absent from the
+        # venv the other suites run in) imports its providers at start: not what is measured
         no_faker = ["-p", "no:faker"]
         root_env = {
             "PYTEST_COMMONS_COMMONS_CACHE_DIR": str(work / "root-cache"),

@@ -156,12 +156,7 @@ def test_unreachable_external_server_times_out_with_remedy(
 
     clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", f"mysql://root@127.0.0.1:{free_port()}/")
     pytester.makepyfile(MYSQL_TEST)
-    # -p no:faker: Faker's autouse session fixture imports its providers (which pytest
-    # rewrites, with ast.parse) while the probe thread runs; CPython 3.11.7 then sometimes fails
-    # with "AST constructor recursion depth mismatch" (an interpreter race, reported)
-    result = pytester.runpytest_subprocess(
-        "-p", "no:faker", "--mysql-backend=external", "--service-start-timeout=1"
-    )
+    result = pytester.runpytest_subprocess("--mysql-backend=external", "--service-start-timeout=1")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         ["*mysql (external backend): not ready after 1 s*", "*remedy*PYTEST_COMMONS_MYSQL_URL*"]
