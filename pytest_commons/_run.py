@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from pytest_commons._lock import FileLock
 
 RUN_PREFIX = "run-"
 REUSE_DIR = "run-reuse"  # services kept between runs by --reuse-services
@@ -123,7 +122,7 @@ class RunContext:
     @classmethod
     def create(cls) -> RunContext:
         root = runtime_root()
-        run_dir = root / f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+        run_dir = root / f"{RUN_PREFIX}{os.getpid()}-{os.urandom(3).hex()}"
         run_dir.mkdir(mode=0o711)
         (run_dir / "services").mkdir(mode=0o700)
         (run_dir / "owner").write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")

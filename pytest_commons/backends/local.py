@@ -19,9 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from filelock import FileLock
-
 from pytest_commons._cleanup import kill_process_group
+from pytest_commons._lock import FileLock
 from pytest_commons._run import Instance, RunContext, runtime_root
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
 from pytest_commons.errors import BackendUnavailable, ServiceStartError, read_tail

@@ -7,8 +7,7 @@ not depend on which other tests ran before it, or on which worker ran it.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import random
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ _FAKERS: dict[tuple[str, ...], Faker] = {}
 
 def new_run_seed() -> int:
     """A random run seed (a 9-digit number, easy to copy from a report)."""
-    return 100_000_000 + secrets.randbelow(900_000_000)
+    return 100_000_000 + random.SystemRandom().randrange(900_000_000)
 
 
 def parse_seed(raw: str | int) -> int:
@@ -34,6 +33,8 @@ def parse_seed(raw: str | int) -> int:
 
 def derive_seed(run_seed: int, nodeid: str) -> int:
     """A stable 64-bit seed for one test: the same run seed and node id give the same seed."""
+    import hashlib  # here: the plugin imports this module at every pytest start
+
     digest = hashlib.sha256(f"{run_seed}\x00{nodeid}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 

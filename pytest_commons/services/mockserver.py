@@ -13,7 +13,6 @@ the probe costs no import beyond ``http.client``.
 
 from __future__ import annotations
 
-import http.client
 import importlib.util
 import json
 import signal
@@ -70,6 +69,8 @@ def control(
     Raises :class:`OSError` when the server cannot be reached and
     :class:`MockServerHTTPError` when the status is not in ``expect`` (``()``: any status).
     """
+    import http.client  # here, not at module level: the plugin loads this module at start
+
     data = b"" if body is None else json.dumps(body).encode()
     conn = http.client.HTTPConnection(info.host, info.port, timeout=timeout)
     try:
@@ -136,6 +137,8 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         ``mockserver 5.15.0`` when a real MockServer names its version, else
         ``mockserver-api``.
         """
+        import http.client
+
         timeout = min(timeout, 5.0)
         try:
             status, headers, body = control(info, "/mockserver/status", timeout=timeout, expect=())
@@ -160,6 +163,8 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         return self.flavour(info, headers, timeout)
 
     def flavour(self, info: MockServerInfo, headers: dict[str, str], timeout: float) -> str:
+        import http.client
+
         try:
             status, _, body = control(info, f"{EXTENSION_PREFIX}/info", timeout=timeout, expect=())
         except (OSError, http.client.HTTPException):
