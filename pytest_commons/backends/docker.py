@@ -48,14 +48,33 @@ def _configure_testcontainers() -> None:
     _CONFIGURED = True
 
 
-def docker_socket_missing() -> str | None:
-    """A cheap check before importing the Docker SDK: is there an engine to talk to at all?"""
+def docker_engine_unreachable() -> str | None:
+    """A cheap check before importing the Docker SDK (≈0.2 s of imports): does an engine answer?
+
+    For a unix socket (the default, or ``DOCKER_HOST=unix://…``) this asks the engine's
+    ``/_ping`` over the socket; other ``DOCKER_HOST`` schemes are left to the SDK. Returns why
+    not, or None.
+    """
+    import socket
+
     host = os.environ.get("DOCKER_HOST", "")
     if host and not host.startswith("unix://"):
         return None
     path = host[len("unix://") :] if host else "/var/run/docker.sock"
     if not os.path.exists(path):
         return f"no Docker engine ({path} does not exist)"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status = sock.recv(64).split(b"\r\n", 1)[0].decode("latin-1")
+    except PermissionError:
+        return f"no permission to use the Docker engine's socket {path} (not in the docker group?)"
+    except OSError as exc:
+        return f"no Docker engine answers on {path} ({exc.strerror or exc})"
+    if " 200" not in status:
+        return f"the Docker engine on {path} answered /_ping with {status!r}"
     return None
 
 
@@ -75,7 +94,7 @@ class DockerBackend(Backend):
         return self.settings.get(f"{spec.name}_image") or spec.meta.default_image
 
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
-        missing = docker_socket_missing()
+        missing = docker_engine_unreachable()
         if missing:
             return BackendUnavailable(missing, "start Docker (dockerd), or set DOCKER_HOST")
         try:

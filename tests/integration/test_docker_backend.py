@@ -33,9 +33,9 @@ def _missing(reason: str) -> None:
 @pytest.fixture(scope="module")
 def image_env() -> dict[str, str]:
     """Environment selecting the locally built images; skips when Docker or they are absent."""
-    from pytest_commons.backends.docker import docker_socket_missing
+    from pytest_commons.backends.docker import docker_engine_unreachable
 
-    problem = docker_socket_missing()
+    problem = docker_engine_unreachable()
     if problem:
         _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
     present = subprocess.run(
@@ -192,6 +192,70 @@ def test_engine_down_skips_with_the_remedy(
             "*docker: no Docker engine (*no-docker.sock does not exist) "
             "(start Docker (dockerd), or set DOCKER_HOST)*"
         ]
+    )
+
+
+def test_stale_socket_is_engine_down_without_importing_the_sdk(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A socket file nobody listens on (dockerd stopped, the file left): the backend is
+    unavailable with the remedy, found without the Docker SDK's imports (auto falls through
+    to local at no cost)."""
+    import socket
+
+    path = pytester.path / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))  # the file stays after close: nothing listens
+    clean_env.setenv("DOCKER_HOST", f"unix://{path}")
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_terminal_summary(terminalreporter):\n"
+        "    terminalreporter.write_line(f'SDK imported: {\"docker\" in sys.modules}')\n"
+    )
+    pytester.makepyfile(REDIS_TEST)
+    result = pytester.runpytest_subprocess("--redis-backend=docker", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "SDK imported: False",
+            "*docker: no Docker engine answers on *stale.sock (Connection refused) "
+            "(start Docker (dockerd), or set DOCKER_HOST)*",
+        ]
+    )
+
+
+def test_socket_answering_not_ok_is_reported(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """Something that is not a healthy engine answers on the socket: its status is quoted."""
+    import socket
+    import threading
+
+    path = pytester.path / "odd.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.0 503 Service Unavailable\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    clean_env.setenv("DOCKER_HOST", f"unix://{path}")
+    pytester.makepyfile(REDIS_TEST)
+    try:
+        result = pytester.runpytest_subprocess("--redis-backend=docker", "-rs")
+    finally:
+        server.close()
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*docker: the Docker engine on *odd.sock answered /_ping with 'HTTP/1.0 503*"]
     )
 
 

@@ -55,9 +55,9 @@ DESELECT: dict[str, dict[str, str]] = {
 @pytest.fixture(scope="module")
 def present_images() -> set[str]:
     """Tags of the images the engine has; skips (fails under CI) without a Docker engine."""
-    from pytest_commons.backends.docker import docker_socket_missing
+    from pytest_commons.backends.docker import docker_engine_unreachable
 
-    problem = docker_socket_missing()
+    problem = docker_engine_unreachable()
     if problem:
         _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
     return set(
