@@ -191,6 +191,16 @@ def main() -> None:
     }
     env["HOME"] = pwd.getpwnam(USER).pw_dir if prefix else env.get("HOME", "/tmp")
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    # bytecode caching on, as in a user's own venv: without it (this machine's shell sets
+    # PYTHONDONTWRITEBYTECODE=1) every run recompiles whatever pip did not precompile (an
+    # editable checkout) and re-rewrites every plugin module. One cache for all suites, owned
+    # by the user that runs them, filled by the warm-up run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    pycache = workdir / "pycache"
+    pycache.mkdir()
+    if prefix:
+        shutil.chown(pycache, USER)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     for name, (body, _) in SUITES.items():
         (workdir / f"test_{abs(hash(name))}.py").write_text(body.format(n=N))
     (workdir / "first.py").write_text(FIRST_TEST)

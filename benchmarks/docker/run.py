@@ -105,6 +105,10 @@ def base_env(runtime: Path) -> dict[str, str]:
         if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS"))
     }
     env.pop("CI", None)
+    # bytecode caching on, as in a user's venv (this machine's shell sets
+    # PYTHONDONTWRITEBYTECODE=1: every run would recompile the editable checkout)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(runtime / "pycache")
     env["PYTEST_COMMONS_RUNTIME_DIR"] = str(runtime)
     for svc, image in IMAGES.items():
         env[f"PYTEST_COMMONS_{svc.upper()}_IMAGE"] = image
