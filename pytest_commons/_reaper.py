@@ -1,9 +1,11 @@
 """The reaper: a small process that outlives pytest if pytest is killed.
 
-``python -m pytest_commons._reaper OWNER_PID RUN_DIR`` polls the owner (the pytest process, or
-the xdist controller). When the run directory disappears the run ended in order and the reaper
-exits; when the owner disappears first (kill -9, a crash) it stops every instance recorded in
-the run directory and removes the directory.
+It watches the owner (the pytest process, or the xdist controller). When the run directory
+disappears the run ended in order and the reaper exits; when the owner disappears first
+(kill -9, a crash) it stops every instance recorded in the run directory and removes the
+directory. Where there is ``/proc``, a shell loop does the watching (``_run._WATCH_SH``) and runs
+``python -m pytest_commons._reaper --reap RUN_DIR`` only when there is something to reap;
+elsewhere ``python -m pytest_commons._reaper --watch OWNER_PID RUN_DIR [PYTHON]`` watches too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ POLL_SECONDS = 0.2
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--reap"]:
+        reap(Path(argv[1]))
+        return 0
+    if argv[:1] == ["--watch"]:
+        argv = argv[1:]
     owner_pid, run_dir = int(argv[0]), Path(argv[1])
     from pytest_commons._run import process_start_time
 
