@@ -299,6 +299,13 @@ def parse_multi_value(raw: Any, path: str, *, ignore_case_names: bool) -> MultiV
                     raise ModelError(f"{path}/keyMatchStyle", "must be SUB_SET or MATCHING_KEY")
                 matching_key = values == "MATCHING_KEY"
                 continue
+            if isinstance(values, dict) and "values" in values:
+                # the per-key object form {"name": {"values": [...]}} of keyToMultiValue
+                if "parameterStyle" in values:
+                    raise ModelError(
+                        f"{path}/{name}/parameterStyle", "is not supported by this engine"
+                    )
+                values = values["values"]
             pairs.append((name, values, f"{path}/{name}"))
     elif isinstance(raw, list):
         for index, item in enumerate(raw):
@@ -823,7 +830,10 @@ def response_body(raw: Any, path: str) -> tuple[bytes, str | None]:
             raise ModelError(f"{path}/string", "must be a string")
         default = "application/xml" if body_type == "XML" else None
         charset = obj.get("charset")
-        encoded = value.encode(charset if isinstance(charset, str) else "utf-8")
+        try:
+            encoded = value.encode(charset if isinstance(charset, str) else "utf-8")
+        except (LookupError, UnicodeEncodeError) as exc:
+            raise ModelError(f"{path}/charset", f"cannot encode the body: {exc}") from None
         return encoded, content_type or default
     if body_type == "BINARY":
         return _base64(obj.get("base64Bytes"), path), content_type
@@ -935,6 +945,8 @@ def parse_override_action(raw: Any, path: str) -> ForwardAction:
     scheme = "HTTP"
     if request is not None:
         request = _require_object(request, f"{path}/requestOverride")
+        if request.get("body") is not None:  # encoded per request: check it now
+            response_body(request["body"], f"{path}/requestOverride/body")
         socket_address = request.get("socketAddress")
         if socket_address is not None:
             sa_path = f"{path}/requestOverride/socketAddress"

@@ -188,8 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _BadRequest as exc:
+            self.close_connection = True  # before replying, so the reply says Connection: close
             self._reply(Reply(400, str(exc), "text/plain; charset=utf-8"))
-            self.close_connection = True
             return
         target = urlsplit(self.path)
         path = unquote(target.path)
