@@ -54,6 +54,15 @@ def test_all(postgres, redis, mysql):
         fh.write(repr(time.time()))
 """
 
+# the reuse case once more with a test that needs one service (one driver to import)
+INNER_TEST_PG = """
+import os, time
+
+def test_pg(postgres):
+    with open(os.environ["BENCH_OUT"], "w") as fh:
+        fh.write(repr(time.time()))
+"""
+
 # the baseline: the same pytest (same plugins) with a test that needs no service
 INNER_NOOP = """
 import os, time
@@ -207,6 +216,7 @@ def main() -> None:
     runtime.chmod(0o711)  # local servers run as another user and must reach their data dirs
     work = Path(tempfile.mkdtemp(prefix="bench-docker-"))
     (work / "test_bench.py").write_text(INNER_TEST)
+    (work / "test_pg.py").write_text(INNER_TEST_PG)
     (work / "conftest.py").write_text(INNER_CONFTEST)
     (work / "test_noop.py").write_text(INNER_NOOP)
     env = base_env(runtime)
@@ -249,11 +259,15 @@ def main() -> None:
         for backend in ("docker", "local"):
             down(env)
             first = run_ours(work, env, backend, *flags, "--reuse-services")
-            again, base = [], []
+            again, base, pg_only, loaded_again = [], [], [], []
             for _ in range(args.reuse_rounds):  # alternating with the no-service baseline
                 again.append(run_ours(work, env, backend, *flags, "--reuse-services"))
+                loaded_again.append(LOADED[-1])
                 base.append(run_ours(work, env, backend, *flags, target="test_noop.py"))
-            after_load = statistics.median(LOADED[-2 * len(again) :: 2])
+                pg_only.append(
+                    run_ours(work, env, backend, *flags, "--reuse-services", target="test_pg.py")
+                )
+            after_load = statistics.median(loaded_again)
             plain = run_ours(work, env, backend, *flags)
             m, mb = statistics.median(again), statistics.median(base)
             print(
@@ -261,12 +275,15 @@ def main() -> None:
                 f"median {m:.3f} s (min {min(again):.3f}), without reuse {plain:.2f} s, "
                 f"ratio second/first {m / first:.2f} (target < 0.5 s); second+ runs from "
                 f"the end of plugin loading: {after_load:.3f} s; same pytest with a test that "
-                f"needs no service {mb:.3f} s → reuse overhead {m - mb:.3f} s"
+                f"needs no service {mb:.3f} s → reuse overhead {m - mb:.3f} s; a test that "
+                f"needs only postgres: median {statistics.median(pg_only):.3f} s "
+                f"(min {min(pg_only):.3f})"
             )
             results[f"reuse_{backend}"] = {
                 "first": first,
                 "again": again,
                 "baseline_no_service": base,
+                "postgres_only": pg_only,
                 "no_reuse": plain,
             }
             down(env)
