@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -195,15 +198,23 @@ def test_engine_down_skips_with_the_remedy(
     )
 
 
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short directory for unix sockets: pytester's paths can exceed AF_UNIX's 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="pc-sock-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_stale_socket_is_engine_down_without_importing_the_sdk(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, socket_dir: Path
 ) -> None:
     """A socket file nobody listens on (dockerd stopped, the file left): the backend is
     unavailable with the remedy, found without the Docker SDK's imports (auto falls through
     to local at no cost)."""
     import socket
 
-    path = pytester.path / "stale.sock"
+    path = socket_dir / "stale.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind(str(path))  # the file stays after close: nothing listens
     clean_env.setenv("DOCKER_HOST", f"unix://{path}")
@@ -225,13 +236,13 @@ def test_stale_socket_is_engine_down_without_importing_the_sdk(
 
 
 def test_socket_answering_not_ok_is_reported(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, socket_dir: Path
 ) -> None:
     """Something that is not a healthy engine answers on the socket: its status is quoted."""
     import socket
     import threading
 
-    path = pytester.path / "odd.sock"
+    path = socket_dir / "odd.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
     server.listen(8)
