@@ -133,7 +133,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if REGISTRY_KEY not in config.stash or _is_worker(config):
         return
     ctx = config.stash[REGISTRY_KEY].ctx
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []
     for inst in ctx.instances():
         info = inst.info
         where = f"{info.get('host')}:{info.get('port')}" if "port" in info else ""
@@ -144,7 +144,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             if inst.ready
             else "starting"
         )
-        rows.append(f"{inst.service:<11} {inst.backend:<9} {inst.version:<14} {state:<18} {where}")
+        rows.append((inst.service, inst.backend, inst.version, state, where))
+    # versions vary in length ("7.0.15", "10.11.19-MariaDB-0+deb12u1"): size that column
+    width = max([14, *(len(row[2]) for row in rows)])
     failures = []
     for svc in SERVICES:
         message = ctx.read_failure(svc)
@@ -155,8 +157,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows and not failures:
         return
     terminalreporter.section("commons services", sep="-")
-    for row in rows:
-        terminalreporter.write_line(row)
+    for service, backend, version, state, where in rows:
+        terminalreporter.write_line(
+            f"{service:<11} {backend:<9} {version:<{width}} {state:<18} {where}".rstrip()
+        )
     for message in failures:
         terminalreporter.write_line(message)
 
