@@ -320,7 +320,8 @@ def _matches(pattern: str, path: str) -> bool:
 
 
 def evaluate(config: GateConfig, files: Sequence[FileCoverage]) -> list[GateRow]:
-    """One row per threshold: the total, each configured path, each file below file_fail_under."""
+    """One row per threshold: the total, each configured path, each file below file_fail_under
+    (or, when every file meets it, the least covered file)."""
     rows: list[GateRow] = []
     if config.fail_under is not None:
         rows.append(GateRow("TOTAL", config.fail_under, list(files), config.precision))
@@ -328,10 +329,11 @@ def evaluate(config: GateConfig, files: Sequence[FileCoverage]) -> list[GateRow]
         matched = [f for f in files if _matches(pattern, f.path)]
         rows.append(GateRow(pattern, required, matched, config.precision))
     if config.file_fail_under is not None:
-        for f in files:
-            row = GateRow(f.path, config.file_fail_under, [f], config.precision)
-            if not row.passed:
-                rows.append(row)
+        per_file = [GateRow(f.path, config.file_fail_under, [f], config.precision) for f in files]
+        # every file met it: the least covered one shows the check ran (no rows would read as
+        # "no thresholds configured")
+        failing = [r for r in per_file if not r.passed]
+        rows.extend(failing or sorted(per_file, key=lambda r: r.percent)[:1])
     return rows
 
 

@@ -48,8 +48,8 @@ def isolated_example(conn_or_session: Any) -> Iterator[Any]:
             if not conn.closed:
                 conn.execute(f"ROLLBACK TO SAVEPOINT {_EXAMPLE}")
                 conn.execute(f"RELEASE SAVEPOINT {_EXAMPLE}")
-            if started:
-                conn.execute("ROLLBACK")
+                if started:
+                    conn.execute("ROLLBACK")
         return
     cur = conn.cursor()
     try:

@@ -166,13 +166,19 @@ def from_model(model: type[T], **overrides: st.SearchStrategy[Any]) -> st.Search
         by_name = pyd.model_config.get("populate_by_name") is True
         for name, info in pyd.model_fields.items():
             key = info.alias if info.alias and not by_name else name
-            fields[key] = overrides.get(name) or _strategy_for(info.annotation, info.metadata)
+            fields[key] = (
+                overrides[name]
+                if name in overrides
+                else _strategy_for(info.annotation, info.metadata)
+            )
     elif dataclasses.is_dataclass(model):
         hints = typing.get_type_hints(model, include_extras=True)
         for f in dataclasses.fields(model):
             if not f.init:
                 continue
-            fields[f.name] = overrides.get(f.name) or _strategy_for(hints[f.name])
+            fields[f.name] = (
+                overrides[f.name] if f.name in overrides else _strategy_for(hints[f.name])
+            )
     else:
         raise TypeError(f"{model!r} is neither a pydantic model nor a dataclass")
     return st.builds(model, **fields)
