@@ -238,6 +238,8 @@ class Registry:
                 inst.extra["config"] = key
                 inst.reused = True
                 keep.write(inst)
+            else:  # an external server is not ours to keep (nor to list or "stop" in `down`)
+                keep.remove(spec.name)
             self.ctx.write(inst)
             return backend, inst
 

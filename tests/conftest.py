@@ -17,3 +17,43 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith(_INNER_ENV_PREFIXES) or name == "CI":
             monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+@pytest.fixture
+def outer_services_settled(request: pytest.FixtureRequest) -> None:
+    """For tests that change PATH, sys.path or PYTEST_COMMONS_* for the whole process: first
+    lets the services this (outer) run is starting in the background come up, so that they do
+    not pick up the stand-ins meant for the test."""
+    import contextlib
+
+    from pytest_commons._state import get_registry
+    from pytest_commons.services import SERVICES
+
+    registry = get_registry(request.config)
+    for name in SERVICES:
+        if registry.status(name) != "not requested":
+            with contextlib.suppress(Exception):
+                registry.get(name)
+
+
+ALEMBIC_ENV_PY = """
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+config = context.config
+engine = engine_from_config(
+    config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
+    poolclass=pool.NullPool,
+)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
+"""
+
+
+@pytest.fixture
+def alembic_env_py() -> str:
+    """The text of a minimal Alembic ``env.py`` (online migrations, no metadata)."""
+    return ALEMBIC_ENV_PY

@@ -186,7 +186,15 @@ class LocalBackend(Backend):
             launch = spec.local_launch(datadir, port, user)
             run_user = list(user) if (user and launch.run_as_server_user) else None
             with open(log_path, "ab") as log:
-                proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
+                try:
+                    proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
+                except OSError as exc:  # e.g. a binary built for another architecture
+                    raise ServiceStartError(
+                        spec.name,
+                        self.name,
+                        f"could not run {launch.argv[0]}: {exc.strerror or exc}",
+                        remedy=f"reinstall the server, or choose another --{spec.name}-backend",
+                    ) from None
             inst = Instance(
                 service=spec.name,
                 backend=self.name,

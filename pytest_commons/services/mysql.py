@@ -198,7 +198,9 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
         import pymysql
 
         try:
-            conn = self.connect(info, timeout=timeout)
+            # connect_timeout covers only the TCP connect: without a read timeout, a peer that
+            # accepts but never greets (a paused server, another protocol) blocks the probe
+            conn = self.connect(info, timeout=timeout, read_timeout=timeout, write_timeout=timeout)
         except pymysql.err.OperationalError as exc:
             if _error_code(exc) in REFUSAL_CODES:
                 raise ProbeRefused(f"the server refused us: {_first_line(exc)}") from None

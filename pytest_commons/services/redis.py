@@ -88,8 +88,12 @@ class RedisSpec(ServiceSpec[RedisInfo]):
 
     def probe(self, info: RedisInfo, timeout: float) -> str:
         from redis import exceptions as rex
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        client = self.client(info, timeout=timeout)
+        # one attempt: the readiness wait retries; redis-py's own retries (10 with backoff in
+        # redis-py 8) would make one probe outlast its timeout several times over
+        client = self.client(info, timeout=timeout, retry=Retry(NoBackoff(), 0))
         try:
             server = client.info("server")
         except (rex.AuthenticationError, rex.AuthorizationError) as exc:

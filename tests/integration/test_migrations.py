@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +16,6 @@ pytest.importorskip("alembic")
 
 from pytest_commons.sql import sqlalchemy_url
 from pytest_commons.sql.migrations import MigrationError, check_migrations
-
-ENV_PY = """
-from alembic import context
-from sqlalchemy import engine_from_config, pool
-
-config = context.config
-engine = engine_from_config(
-    config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
-    poolclass=pool.NullPool,
-)
-with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=None)
-    with context.begin_transaction():
-        context.run_migrations()
-engine.dispose()
-"""
 
 REV = '''"""{doc}"""
 from alembic import op
@@ -66,9 +51,18 @@ GOOD = [
 ]  # fmt: skip
 
 
-def make_project(root: Path, revisions: list[tuple[str, str, str | None, str, str]]) -> Path:
+Revisions = list[tuple[str, str, str | None, str, str]]
+
+
+@pytest.fixture
+def make_project(alembic_env_py: str) -> Callable[[Path, Revisions], Path]:
+    """Writes an Alembic project with the given revisions under a folder; returns its ini."""
+    return functools.partial(_make_project, env_py=alembic_env_py)
+
+
+def _make_project(root: Path, revisions: Revisions, env_py: str) -> Path:
     (root / "migrations" / "versions").mkdir(parents=True)
-    (root / "migrations" / "env.py").write_text(ENV_PY)
+    (root / "migrations" / "env.py").write_text(env_py)
     (root / "alembic.ini").write_text(
         "[alembic]\nscript_location = migrations\nsqlalchemy.url = sqlite://\n"
     )
@@ -124,13 +118,17 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from _mysql_db(request, name)
 
 
-def test_good_history_passes(empty_db: str, tmp_path: Path) -> None:
+def test_good_history_passes(
+    empty_db: str, tmp_path: Path, make_project: Callable[[Path, Revisions], Path]
+) -> None:
     ini = make_project(tmp_path / "proj", GOOD)
     report = check_migrations(ini, empty_db)
     assert report.revisions == ["a1", "b2", "c3"]
 
 
-def test_downgrade_that_fails_names_the_revision(empty_db: str, tmp_path: Path) -> None:
+def test_downgrade_that_fails_names_the_revision(
+    empty_db: str, tmp_path: Path, make_project: Callable[[Path, Revisions], Path]
+) -> None:
     broken = [*GOOD[:2], (*GOOD[2][:4], 'op.drop_table("no_such_table")')]
     ini = make_project(tmp_path / "proj", broken)
     with pytest.raises(MigrationError) as info:
@@ -142,7 +140,7 @@ def test_downgrade_that_fails_names_the_revision(empty_db: str, tmp_path: Path) 
 
 
 def test_downgrade_that_leaves_things_behind_fails_on_the_second_upgrade(
-    empty_db: str, tmp_path: Path
+    empty_db: str, tmp_path: Path, make_project: Callable[[Path, Revisions], Path]
 ) -> None:
     broken = [*GOOD[:2], (*GOOD[2][:4], "pass")]  # forgets to drop the table
     ini = make_project(tmp_path / "proj", broken)
@@ -152,13 +150,17 @@ def test_downgrade_that_leaves_things_behind_fails_on_the_second_upgrade(
     assert "orders" in str(info.value)
 
 
-def test_upgrade_only_mode_skips_downgrades(empty_db: str, tmp_path: Path) -> None:
+def test_upgrade_only_mode_skips_downgrades(
+    empty_db: str, tmp_path: Path, make_project: Callable[[Path, Revisions], Path]
+) -> None:
     broken = [*GOOD[:2], (*GOOD[2][:4], 'op.drop_table("no_such_table")')]
     ini = make_project(tmp_path / "proj", broken)
     assert check_migrations(ini, empty_db, downgrade=False).revisions == ["a1", "b2", "c3"]
 
 
-def test_several_heads_are_refused(tmp_path: Path) -> None:
+def test_several_heads_are_refused(
+    tmp_path: Path, make_project: Callable[[Path, Revisions], Path]
+) -> None:
     forked = [GOOD[0], GOOD[1], ("x9", "fork", "a1", "pass", "pass")]
     ini = make_project(tmp_path / "proj", forked)
     with pytest.raises(ValueError, match="several heads"):
