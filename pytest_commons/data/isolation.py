@@ -25,9 +25,10 @@ def isolated_example(conn_or_session: Any) -> Iterator[Any]:
 
     Accepts a psycopg 3 connection (``postgres_tx``; its ``commit()`` inside the block stays
     inside the example), a PyMySQL/sqlite3 connection, or a SQLAlchemy Session/Connection (the
-    example should ``flush()``; with a session bound with
-    ``join_transaction_mode="create_savepoint"`` its ``commit()`` is undone too). Yields the
-    connection or session.
+    example may ``commit()`` when the session is joined to a connection with
+    ``join_transaction_mode="create_savepoint"``, as ``sql_db.session`` is: what the session
+    holds is committed into the test's transaction first, and the example's commits are undone;
+    other sessions should ``flush()``). Yields the connection or session.
     """
     module = family(conn_or_session)
     if module.startswith("sqlalchemy"):
@@ -65,8 +66,32 @@ def isolated_example(conn_or_session: Any) -> Iterator[Any]:
         cur.close()
 
 
+def _joined_connection(session: Any) -> Any:
+    """The Connection a Session is joined to with ``join_transaction_mode="create_savepoint"``
+    (``sql_db.session``), else None. Such a session's ``commit()`` releases its own savepoint,
+    and with it any savepoint begun on the session inside it: the example's savepoint has to
+    sit below the session's, on the connection."""
+    sync = getattr(session, "sync_session", session)
+    if getattr(sync, "join_transaction_mode", None) != "create_savepoint":
+        return None
+    bind = getattr(session, "bind", None)
+    return bind if hasattr(bind, "begin_nested") and hasattr(bind, "get_transaction") else None
+
+
 @contextlib.contextmanager
 def _sqlalchemy(target: Any) -> Iterator[Any]:
+    joined = _joined_connection(target)
+    if joined is not None:
+        target.commit()  # what the session holds before the example is the baseline
+        outer = joined.begin_nested()
+        try:
+            yield target
+        finally:
+            target.rollback()  # a savepoint the example left open in the session
+            if outer.is_active:
+                outer.rollback()
+            target.expire_all()
+        return
     nested = target.begin_nested()
     try:
         yield target
@@ -80,6 +105,18 @@ def _sqlalchemy(target: Any) -> Iterator[Any]:
 @contextlib.asynccontextmanager
 async def aisolated_example(session: Any) -> Any:
     """:func:`isolated_example` for a SQLAlchemy ``AsyncSession`` or ``AsyncConnection``."""
+    joined = _joined_connection(session)
+    if joined is not None:
+        await session.commit()
+        outer = await joined.begin_nested()
+        try:
+            yield session
+        finally:
+            await session.rollback()
+            if outer.is_active:
+                await outer.rollback()
+            session.expire_all()
+        return
     nested = await session.begin_nested()
     try:
         yield session

@@ -241,3 +241,32 @@ async def test_aisolated_example_with_an_async_connection(sql_db: Any) -> None:
         await c.get_nested_transaction().commit()
     rows = (await conn.execute(text("SELECT body FROM notes"))).scalars().all()
     assert rows == ["released"]
+
+
+@pytest.mark.backends("postgres", "mysql", "sqlite")
+def test_isolated_example_undoes_a_commit_of_sql_db_session(sql_db: Any) -> None:
+    session = sql_db.session
+    session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS events (body VARCHAR(20))"))
+    session.execute(text("INSERT INTO events VALUES ('before')"))  # pending: the baseline
+    for n in range(2):
+        with isolated_example(session) as s:
+            s.execute(text("INSERT INTO events VALUES (:b)"), {"b": f"example {n}"})
+            s.commit()  # application code that commits
+            s.execute(text("INSERT INTO events VALUES ('after commit')"))
+            assert s.execute(text("SELECT count(*) FROM events")).scalar_one() == 3
+    rows = session.execute(text("SELECT body FROM events")).scalars().all()
+    assert rows == ["before"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.backends("postgres", "mysql", "sqlite")
+async def test_aisolated_example_undoes_a_commit_of_the_async_session(sql_db: Any) -> None:
+    session = sql_db.async_session
+    await session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS events (body VARCHAR(20))"))
+    for n in range(2):
+        async with aisolated_example(session) as s:
+            await s.execute(text("INSERT INTO events VALUES (:b)"), {"b": f"example {n}"})
+            await s.commit()
+            assert (await s.execute(text("SELECT count(*) FROM events"))).scalar_one() == 1
+    rows = (await session.execute(text("SELECT body FROM events"))).scalars().all()
+    assert rows == []

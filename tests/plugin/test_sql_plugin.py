@@ -199,3 +199,44 @@ def test_xdist_two_workers(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
     result.assert_outcomes(passed=12)
+
+
+def test_a_module_overriding_sql_schema_gets_its_own_database(pytester: pytest.Pytester) -> None:
+    """The hook is session-scoped, yet a module's override applies to that module's tests
+    even when another module's tests made the default database first (as for postgres)."""
+    pytest.importorskip("sqlalchemy")
+    pytester.makepyfile(
+        test_a_plain="""
+        import pytest
+        import sqlalchemy as sa
+
+        @pytest.mark.backends("sqlite", "postgres")
+        def test_no_tables(sql_db):
+            assert sa.inspect(sql_db.connection).get_table_names() == []
+        """,
+        test_b_schema="""
+        import pytest
+        import sqlalchemy as sa
+
+        metadata = sa.MetaData()
+        sa.Table("notes", metadata, sa.Column("id", sa.Integer, primary_key=True))
+
+        @pytest.fixture(scope="session")
+        def sql_schema():
+            return metadata
+
+        @pytest.mark.backends("sqlite", "postgres")
+        def test_notes_table(sql_db):
+            assert sa.inspect(sql_db.connection).get_table_names() == ["notes"]
+        """,
+        test_c_plain="""
+        import pytest
+        import sqlalchemy as sa
+
+        @pytest.mark.backends("sqlite", "postgres")
+        def test_still_no_tables(sql_db):
+            assert sa.inspect(sql_db.connection).get_table_names() == []
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=6)
