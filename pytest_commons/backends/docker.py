@@ -251,13 +251,19 @@ class DockerBackend(Backend):
         ctx.write(inst)
         try:
             api = container.get_docker_client().client.api
-            host_port = int(api.port(cid, launch.container_port)[0]["HostPort"])
+
+            def published(port: int) -> int:
+                bound = api.port(cid, port)
+                if bound:
+                    return int(bound[0]["HostPort"])
+                # a container that already exited has no bindings: the port we asked for (the
+                # readiness wait below then reports the exit, with the log)
+                return int(container.ports[str(port)][1])  # type: ignore[index]
+
+            host_port = published(launch.container_port)
             info = spec.docker_info(launch, "127.0.0.1", host_port)
             inst.info = info.to_dict()
-            extra_ports = {
-                str(p): int(api.port(cid, p)[0]["HostPort"])
-                for p in launch.extra.get("extra_ports", [])
-            }
+            extra_ports = {str(p): published(p) for p in launch.extra.get("extra_ports", [])}
             if extra_ports:
                 inst.extra["ports"] = extra_ports
             ctx.write(inst)
