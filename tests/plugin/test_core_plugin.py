@@ -306,3 +306,51 @@ def test_redis_writes(redis):
 def _own_prefix() -> str:
     # databases of the outer run itself are named pc_<pid>_…; anything else would be a leak
     return str(os.getpid())
+
+
+def test_databases_made_ahead_are_fresh_distinct_and_dropped(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    postgres_service: ServiceHandle[PostgresInfo],
+) -> None:
+    """The next test's database is cloned in the background while a test runs: each test
+    still gets its own empty clone of its schema's template, and the one made ahead for a
+    test that never came is dropped at the end (checked on an external server, which
+    outlives the inner run)."""
+    import psycopg
+
+    pg = postgres_service.info
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture(scope="session")
+def postgres_schema():
+    return "create table t (x int primary key)"
+"""
+    )
+    pytester.makepyfile(
+        """
+import os
+
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_fresh(postgres, i):
+    with postgres.connect() as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+        conn.execute("insert into t values (1)")
+    with open(os.environ["NAMES_FILE"], "a") as fh:
+        fh.write(postgres.name + "\\n")
+"""
+    )
+    clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", pg.url)
+    clean_env.setenv("NAMES_FILE", str(pytester.path / "names"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    used = (pytester.path / "names").read_text().split()
+    assert len(set(used)) == 4, used
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        left = {r[0] for r in admin.execute("select datname from pg_database")}
+    prefix = used[0].rsplit("_", 1)[0]
+    assert not [n for n in left if n.startswith(prefix)], "made-ahead or test databases left"
