@@ -229,3 +229,39 @@ def test_server_binary_the_server_user_cannot_run_fails_with_remedy(
             "*remedy*--commons-server-user*",
         ]
     )
+
+
+def test_a_module_overriding_mysql_schema_gets_its_own_template(
+    pytester: pytest.Pytester,
+) -> None:
+    """The hook is session-scoped, yet a module's override applies to its tests (fresh and
+    rollback fixtures) even after another module's tests made the schema-less databases."""
+    plain = """
+        def test_no_tables(mysql, mysql_tx):
+            for conn in (mysql.connect(), mysql_tx):
+                with conn.cursor() as cur:
+                    cur.execute("SHOW TABLES")
+                    assert cur.fetchall() == ()
+        """
+    pytester.makepyfile(
+        test_a_plain=plain,
+        test_b_schema="""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def mysql_schema():
+            return "CREATE TABLE users (id INT PRIMARY KEY); INSERT INTO users VALUES (7)"
+
+        def test_users(mysql, mysql_tx, mysql_template):
+            assert mysql_template is not None
+            for conn in (mysql.connect(), mysql_tx):
+                with conn.cursor() as cur:
+                    cur.execute("SELECT id FROM users")
+                    assert cur.fetchall() == ((7,),)
+        """,
+        test_c_plain=plain,
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "--mysql-backend=local"
+    )
+    result.assert_outcomes(passed=3)
