@@ -132,6 +132,12 @@ class RunContext:
 
     @property
     def run_id(self) -> str:
+        if self.run_dir.name == REUSE_DIR:
+            # kept services are labelled per runtime root: `down` (or a sweep) by another user
+            # or another PYTEST_COMMONS_RUNTIME_DIR on the same engine never touches them
+            import hashlib
+
+            return "reuse-" + hashlib.sha256(str(self.run_dir).encode()).hexdigest()[:10]
         return self.run_dir.name[len(RUN_PREFIX) :]
 
     @property

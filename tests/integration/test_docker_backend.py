@@ -300,3 +300,57 @@ def test_container_exiting_during_start_quotes_its_log(
     text = result.stdout.str()
     assert "container exited with code" in text or "not ready after 20 s" in text, text[-3000:]
     assert "last lines of docker logs" in text, text[-3000:]
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_commons.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _kept_containers(runtime: Path) -> list[str]:
+    from pytest_commons._run import REUSE_DIR, RunContext
+
+    run_dir = runtime / f"pytest-commons-{os.getuid()}" / REUSE_DIR
+    run_id = RunContext(run_dir, 0, "reuse", 1).run_id
+    return subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=pytest-commons.run={run_id}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+
+
+def test_reuse_keeps_the_container_reattaches_and_down_stops_only_its_own(
+    pytester: pytest.Pytester, image_env: dict[str, str], clean_env: pytest.MonkeyPatch
+) -> None:
+    """--reuse-services on docker: the container outlives the run, the next run attaches to it,
+    and `pytest-commons down` from another runtime directory (another user or checkout on
+    the same engine) leaves it alone; its own `down` removes it."""
+    mine, other = pytester.path / "rt-mine", pytester.path / "rt-other"
+    mine.mkdir()
+    other.mkdir()
+    for key, value in image_env.items():
+        clean_env.setenv(key, value)
+    clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(mine))
+    pytester.makepyfile(REDIS_TEST)
+    args = ("-p", "no:cacheprovider", "--redis-backend=docker", "--reuse-services")
+    try:
+        pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+        (kept,) = _kept_containers(mine)
+        second = pytester.runpytest_subprocess(*args)
+        second.assert_outcomes(passed=1)
+        second.stdout.fnmatch_lines(["redis       docker*reused (kept running)*"])
+        assert _kept_containers(mine) == [kept]
+        others_down = _cli(_env({"PYTEST_COMMONS_RUNTIME_DIR": str(other)}), "down")
+        assert others_down.returncode == 0, others_down.stderr
+        assert _kept_containers(mine) == [kept], "another runtime's `down` removed our container"
+    finally:
+        down = _cli(_env({"PYTEST_COMMONS_RUNTIME_DIR": str(mine)}), "down")
+    assert "stopped redis (docker)" in down.stdout, down.stdout + down.stderr
+    assert _kept_containers(mine) == []
