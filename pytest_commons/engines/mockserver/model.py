@@ -412,7 +412,7 @@ def parse_body_matcher(raw: Any, path: str) -> BodyMatcher:
         expression = obj.get("jsonPath")
         if not isinstance(expression, str) or not expression:
             raise ModelError(f"{path}/jsonPath", "must be a non-empty string")
-        from jsonpath_ng.ext import parse as parse_json_path
+        from jsonpath_ng.ext.parser import parse as parse_json_path
 
         try:
             compiled = parse_json_path(expression)
