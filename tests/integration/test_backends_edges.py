@@ -17,12 +17,12 @@ import pytest
 from pytest_commons._cleanup import stop_instance, sweep_run_containers
 from pytest_commons._run import RunContext
 from pytest_commons._settings import Settings
-from pytest_commons.backends.docker import RUN_LABEL, DockerBackend, docker_engine_unreachable
+from pytest_commons.backends.docker import RUN_LABEL, DockerBackend
 from pytest_commons.backends.local import LocalBackend
 from pytest_commons.errors import ProbeRefused, ServiceStartError
 from pytest_commons.services.base import DockerLaunch
 from pytest_commons.services.redis import RedisInfo, RedisSpec
-from tests.integration.test_docker_backend import LOCAL_IMAGES, _missing
+from tests.integration.test_docker_backend import LOCAL_IMAGES, require_local_images
 
 REDIS_IMAGE = LOCAL_IMAGES["redis"]
 
@@ -134,18 +134,7 @@ def test_local_start_interrupted_kills_the_server(local_redis: RedisSpec, ctx: R
 
 @pytest.fixture(scope="module")
 def redis_image() -> str:
-    problem = docker_engine_unreachable()
-    if problem:
-        _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
-    present = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if REDIS_IMAGE not in present:
-        _missing(f"image {REDIS_IMAGE} is not built (bash scripts/build-test-images.sh)")
-    return REDIS_IMAGE
+    return require_local_images("redis")["PYTEST_COMMONS_REDIS_IMAGE"]
 
 
 def _inspect(cid: str) -> dict | None:
@@ -269,14 +258,7 @@ class VanishingRedis(RedisSpec):
     run_id = ""
 
     def probe(self, info: RedisInfo, timeout: float) -> str:
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={self.run_id}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout.split()
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=30, check=True)
+        sweep_run_containers(self.run_id)
         raise ProbeRefused("the container was removed under us")
 
 

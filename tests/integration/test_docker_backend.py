@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import commons_cli
+
 HERE = Path(__file__).parent
 LOCAL_ONLY = "about the local backend"
 LOCAL_IMAGES = {
@@ -33,9 +35,9 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def image_env() -> dict[str, str]:
-    """Environment selecting the locally built images; skips when Docker or they are absent."""
+def require_local_images(*services: str) -> dict[str, str]:
+    """Environment selecting the locally built images of ``services`` (all by default);
+    skips (fails under CI) when Docker or one of them is absent."""
     from pytest_commons.backends.docker import docker_engine_unreachable
 
     problem = docker_engine_unreachable()
@@ -47,10 +49,18 @@ def image_env() -> dict[str, str]:
         text=True,
         check=False,
     ).stdout.split()
-    absent = [img for img in LOCAL_IMAGES.values() if img not in present]
+    wanted = {svc: LOCAL_IMAGES[svc] for svc in services or LOCAL_IMAGES}
+    absent = [img for img in wanted.values() if img not in present]
     if absent:
-        _missing(f"images {absent} are not built (bash scripts/build-test-images.sh)")
-    return {f"PYTEST_COMMONS_{svc.upper()}_IMAGE": img for svc, img in LOCAL_IMAGES.items()}
+        what = f"images {absent} are" if len(wanted) > 1 else f"image {absent[0]} is"
+        _missing(f"{what} not built (bash scripts/build-test-images.sh)")
+    return {f"PYTEST_COMMONS_{svc.upper()}_IMAGE": img for svc, img in wanted.items()}
+
+
+@pytest.fixture(scope="module")
+def image_env() -> dict[str, str]:
+    """Environment selecting the locally built images; skips when Docker or they are absent."""
+    return require_local_images()
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -302,17 +312,6 @@ def test_container_exiting_during_start_quotes_its_log(
     assert "last lines of docker logs" in text, text[-3000:]
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_commons.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _kept_containers(runtime: Path) -> list[str]:
     from pytest_commons._run import REUSE_DIR, RunContext
 
@@ -347,10 +346,10 @@ def test_reuse_keeps_the_container_reattaches_and_down_stops_only_its_own(
         second.assert_outcomes(passed=1)
         second.stdout.fnmatch_lines(["redis       docker*reused (kept running)*"])
         assert _kept_containers(mine) == [kept]
-        others_down = _cli(_env({"PYTEST_COMMONS_RUNTIME_DIR": str(other)}), "down")
+        others_down = commons_cli("down", env=_env({"PYTEST_COMMONS_RUNTIME_DIR": str(other)}))
         assert others_down.returncode == 0, others_down.stderr
         assert _kept_containers(mine) == [kept], "another runtime's `down` removed our container"
     finally:
-        down = _cli(_env({"PYTEST_COMMONS_RUNTIME_DIR": str(mine)}), "down")
+        down = commons_cli("down", env=_env({"PYTEST_COMMONS_RUNTIME_DIR": str(mine)}))
     assert "stopped redis (docker)" in down.stdout, down.stdout + down.stderr
     assert _kept_containers(mine) == []

@@ -11,12 +11,13 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import commons_cli
 
 pytestmark = pytest.mark.usefixtures("clean_env", "outer_services_settled")
 
@@ -116,16 +117,6 @@ def test_redis(redis, redis_service):
 """
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_commons.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def own_runtime(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private runtime directory: other tests' kept services are not this test's. Whatever
@@ -134,7 +125,7 @@ def own_runtime(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> Ite
     runtime.mkdir()
     clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
     yield runtime
-    _cli("down")
+    commons_cli("down")
 
 
 def test_a_kept_server_that_died_is_replaced(pytester: pytest.Pytester, own_runtime: Path) -> None:
@@ -150,7 +141,7 @@ def test_a_kept_server_that_died_is_replaced(pytester: pytest.Pytester, own_runt
     second.stdout.no_fnmatch_line("*reused (kept running)*")
     new_pid, new_port = (pytester.path / "seen").read_text().split()
     assert int(new_pid) != pid
-    kept = json.loads(_cli("list", "--json").stdout)["kept"]
+    kept = json.loads(commons_cli("list", "--json").stdout)["kept"]
     assert [(k["service"], str(k["info"]["port"])) for k in kept] == [("redis", new_port)]
 
 
@@ -169,7 +160,7 @@ def test_reuse_never_keeps_an_external_server(
     result = pytester.runpytest_subprocess("--reuse-services")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["redis       external*"])
-    assert json.loads(_cli("list", "--json").stdout)["kept"] == []
+    assert json.loads(commons_cli("list", "--json").stdout)["kept"] == []
 
 
 # --- settings that do not work out ---------------------------------------------------------------

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.helpers import commons_cli
 
 REDIS_TEST = """
 def test_redis(redis, redis_service):
@@ -24,32 +24,22 @@ def own_runtime(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> Non
     clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_commons.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.usefixtures("own_runtime")
 def test_reuse_keeps_and_reattaches_then_down_stops(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(REDIS_TEST)
     first = pytester.runpytest_subprocess("--reuse-services", "--redis-backend=local")
     first.assert_outcomes(passed=1)
     port = (pytester.path / "port").read_text()
-    listed = json.loads(_cli("list", "--json").stdout)
+    listed = json.loads(commons_cli("list", "--json").stdout)
     assert [k["service"] for k in listed["kept"]] == ["redis"]
     assert str(listed["kept"][0]["info"]["port"]) == port
     second = pytester.runpytest_subprocess("--reuse-services", "--redis-backend=local")
     second.assert_outcomes(passed=1)
     second.stdout.fnmatch_lines(["redis       local*reused (kept running)*"])
     assert (pytester.path / "port").read_text() == port
-    down = _cli("down")
+    down = commons_cli("down")
     assert "stopped redis (local)" in down.stdout
-    assert json.loads(_cli("list", "--json").stdout)["kept"] == []
+    assert json.loads(commons_cli("list", "--json").stdout)["kept"] == []
     # a run without the flag starts (and stops) its own server
     third = pytester.runpytest_subprocess("--redis-backend=local")
     third.assert_outcomes(passed=1)
@@ -68,14 +58,14 @@ def test_reuse_restarts_when_configuration_changes(pytester: pytest.Pytester) ->
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["redis       local*ready in *"])
-    _cli("down")
+    commons_cli("down")
 
 
 def test_doctor_reports_every_service_and_backend(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_BINDIR", "/nonexistent")
-    report = json.loads(_cli("doctor", "--json").stdout)
+    report = json.loads(commons_cli("doctor", "--json").stdout)
     pg = report["services"]["postgres"]["backends"]
     assert pg["local"] == {
         "available": False,
