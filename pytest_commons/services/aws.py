@@ -344,7 +344,27 @@ def _reset_account(account_id: str) -> None:
             seen.add(id(backends))
             account = dict.pop(backends, account_id, None)
             if account is not None:
-                account.reset()
+                for backend in account.values():
+                    _reset_backend(backend)
+
+
+def _reset_backend(backend: Any) -> None:
+    """``backend.reset()``, but for S3 only this account's objects: moto's S3Backend.reset
+    also disposes every tracked key and multipart of EVERY account (class-level lists), so a
+    reset for one xdist worker closed another worker's object buffers under it ("seek of
+    closed file", HTTP 500). Here: what the S3 reset does per bucket, then the base reset."""
+    s3 = sys.modules.get("moto.s3.models")  # not imported: no S3 backend exists yet
+    if s3 is None or not isinstance(backend, s3.S3Backend):
+        backend.reset()
+        return
+    for bucket in [*backend.buckets.values(), *getattr(backend, "table_buckets", {}).values()]:
+        for key in bucket.keys.values():
+            if isinstance(key, s3.FakeKey):
+                key.dispose()
+        for part in bucket.multiparts.values():
+            part.dispose()
+        s3.s3_backends.bucket_accounts.pop(bucket.name, None)
+    super(s3.S3Backend, backend).reset()
 
 
 def _wrap(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

@@ -277,6 +277,51 @@ def test_reset_touches_only_this_workers_account(
     assert other.client("sqs").list_queues().get("QueueUrls", []) == []
 
 
+def test_reset_leaves_another_accounts_s3_objects_readable(
+    aws: Aws, aws_service: ServiceHandle[AwsInfo]
+) -> None:
+    """moto's own S3 reset disposes the object buffers of every account; ours only this
+    account's: another worker's object and half-done multipart upload survive our reset."""
+    if aws.isolation != "account-reset":
+        pytest.skip("the endpoint has no per-account reset (tracked deletion is used)")
+    other_key = worker_account("another-run", "gw6")
+    other = AwsWorker(
+        spec=aws._worker.spec,
+        info=aws_service.info.with_credentials(other_key, "test"),
+        account_id=other_key,
+        namespace="other",
+        reset_accounts=True,
+    )
+    s3 = other.client("s3")
+    try:
+        s3.create_bucket(Bucket="other-workers-objects")
+        s3.put_object(Bucket="other-workers-objects", Key="kept", Body=b"still here")
+        upload = s3.create_multipart_upload(Bucket="other-workers-objects", Key="big")
+        part = s3.upload_part(
+            Bucket="other-workers-objects",
+            Key="big",
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=b"x" * 1024,
+        )
+        aws.client("s3").create_bucket(Bucket="my-bucket")
+        aws.client("s3").put_object(Bucket="my-bucket", Key="mine", Body=b"mine")
+        aws.cleanup()  # resets this worker's account only
+        got = s3.get_object(Bucket="other-workers-objects", Key="kept")["Body"].read()
+        assert got == b"still here"
+        s3.complete_multipart_upload(
+            Bucket="other-workers-objects",
+            Key="big",
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+        big = s3.get_object(Bucket="other-workers-objects", Key="big")["Body"].read()
+        assert big == b"x" * 1024
+        assert _names(aws.client("s3").list_buckets()) == []
+    finally:
+        other.cleanup()
+
+
 def test_tracked_deletion_removes_only_what_was_created(
     aws_service: ServiceHandle[AwsInfo],
 ) -> None:
