@@ -22,7 +22,18 @@ from pytest_commons.services import SERVICES
 
 OWNER_KEY = pytest.StashKey[bool]()
 
-pytest_plugins = FIXTURE_MODULES
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the fixture modules as this plugin registers.
+
+    Not through ``pytest_plugins``: pytest resolves each name listed there against every
+    installed distribution's entry points first (one metadata scan per module).
+    """
+    import importlib
+
+    for name in FIXTURE_MODULES:
+        if pluginmanager.get_plugin(name) is None and not pluginmanager.is_blocked(name):
+            pluginmanager.register(importlib.import_module(name), name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
