@@ -246,6 +246,34 @@ def test_seed_data_loads_before_the_test(pytester: pytest.Pytester) -> None:
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
+def test_seed_data_on_one_parameter_and_a_class(pytester: pytest.Pytester) -> None:
+    """The marker works per parametrized case and on a class; unmarked siblings get nothing
+    (and never set the seed fixture up)."""
+    pytester.makeconftest(SCHEMA)
+    (pytester.path / "users.json").write_text('{"users": [{"id": 1, "email": "a@example.com"}]}')
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def count(conn):
+            return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+
+        @pytest.mark.parametrize(
+            "expected", [pytest.param(1, marks=pytest.mark.seed_data("users.json")), 0, 0]
+        )
+        def test_param(postgres_tx, request, expected):
+            assert count(postgres_tx) == expected
+            assert ("_commons_seed_data" in request.fixturenames) == (expected == 1)
+
+        @pytest.mark.seed_data("users.json")
+        class TestSeeded:
+            def test_in_class(self, postgres_tx):
+                assert count(postgres_tx) == 1
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=4)
+
+
 def test_seed_data_unknown_column_names_file_row_and_columns(pytester: pytest.Pytester) -> None:
     _seed_project(
         pytester,
