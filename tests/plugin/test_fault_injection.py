@@ -13,7 +13,7 @@ import pytest
 SUITES = Path(__file__).parent / "fault_suites"
 
 
-@pytest.mark.parametrize(("suite", "count"), [("pg_faults.py", 3), ("redis_faults.py", 2)])
+@pytest.mark.parametrize(("suite", "count"), [("pg_faults.py", 3), ("redis_faults.py", 4)])
 def test_fault_injection_in_an_own_run(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, suite: str, count: int
 ) -> None:

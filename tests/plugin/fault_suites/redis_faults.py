@@ -9,6 +9,11 @@ from pytest_commons.registry import ServiceHandle
 from pytest_commons.services.redis import RedisInfo
 
 
+def test_before_a_restart(redis: redis_py.Redis) -> None:
+    # leaves the database's emptying connection open, for the restart below to break
+    assert redis.set("before", 1)
+
+
 def test_restart_drops_data_keeps_port(
     redis: redis_py.Redis, redis_service: ServiceHandle[RedisInfo]
 ) -> None:
@@ -19,6 +24,12 @@ def test_restart_drops_data_keeps_port(
     redis_service.restart()
     assert redis_service.info.port == port
     assert redis.get("volatile") is None  # no persistence configured: a restart loses data
+    redis.set("after-restart", 1)  # emptied after this test on a connection the restart broke
+
+
+def test_next_test_after_a_restart_starts_empty(redis: redis_py.Redis) -> None:
+    assert redis.dbsize() == 0
+    assert redis.set("k", 1)
 
 
 def test_paused_server_times_out(redis_service: ServiceHandle[RedisInfo]) -> None:
