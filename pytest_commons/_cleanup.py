@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -27,18 +28,38 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _wait_gone(pid: int, deadline: float) -> None:
+    """Wait until ``pid`` has exited (reaping it if it is our child) or the deadline passes.
+
+    With a pidfd (Linux 5.3+) the wait ends the moment the process exits; elsewhere it polls.
+    """
+    pidfd = None
+    with contextlib.suppress(AttributeError, OSError):
+        pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        delay = 0.002
+        while _alive(pid) and time.monotonic() < deadline:
+            if pidfd is not None:
+                poller = select.poll()
+                poller.register(pidfd, select.POLLIN)
+                if poller.poll(max(deadline - time.monotonic(), 0) * 1000):
+                    break  # readable: the process has exited
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
 def kill_process_group(pid: int, sig: int, grace: float = 3.0) -> None:
     """Send ``sig`` to the server's process group, then SIGKILL what is left after ``grace``."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGCONT)  # a paused server cannot act on its stop signal
         os.killpg(pid, sig)
-    deadline = time.monotonic() + grace
-    delay = 0.002
-    while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    _wait_gone(pid, time.monotonic() + grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):

@@ -192,7 +192,9 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         return LocalLaunch(
             argv=argv,
             info=RedisInfo(host="127.0.0.1", port=port).to_dict(),
-            stop_signal=signal.SIGTERM,
+            # nothing is persisted, so nothing is lost; SIGTERM would wait for the next
+            # serverCron tick (up to 10 ms) before the server exits
+            stop_signal=signal.SIGKILL,
         )
 
     # docker -----------------------------------------------------------------------------------
