@@ -18,6 +18,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -108,6 +109,27 @@ def test_set_get(redisdb, i):
 """,
         ["-p", "pytest_redis.plugin", f"--redis-exec={shutil.which('redis-server') or ''}"],
     ),
+    # no plugin at all: a conftest-style client on a server started before pytest, flushed per
+    # test as pytest-commons and pytest-redis do: what pytest + redis-py cost by themselves
+    "redis-py alone (server already up)": (
+        """
+import os, pytest, redis as redis_py
+@pytest.fixture(scope="session")
+def _client():
+    client = redis_py.Redis(port=int(os.environ["BENCH_REDIS_PORT"]))
+    yield client
+    client.close()
+@pytest.fixture
+def r(_client):
+    _client.flushdb()
+    return _client
+@pytest.mark.parametrize("i", range({n}))
+def test_set_get(r, i):
+    r.set("k", i)
+    assert r.get("k") == str(i).encode()
+""",
+        [],
+    ),
     "plain pytest (floor)": (
         """
 import pytest
@@ -158,6 +180,30 @@ def prepare() -> tuple[list[str], str]:
     return ["runuser", "-u", USER, "--"], python
 
 
+def start_floor_redis(prefix: list[str], workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server for the no-plugin floor suite, started before any suite runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)]
+    server = subprocess.Popen(
+        [*prefix, shutil.which("redis-server") or "redis-server", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return server, port
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit("redis-server for the floor suite did not start")
+            time.sleep(0.01)
+
+
 def run_suite(
     prefix: list[str], python: str, workdir: Path, name: str, extra: list[str], env: dict[str, str]
 ) -> float:
@@ -203,6 +249,8 @@ def main() -> None:
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
     for name, (body, _) in SUITES.items():
         (workdir / f"test_{abs(hash(name))}.py").write_text(body.format(n=N))
+    redis_server = start_floor_redis(prefix, workdir)
+    env["BENCH_REDIS_PORT"] = str(redis_server[1])
     (workdir / "first.py").write_text(FIRST_TEST)
     times: dict[str, list[float]] = {name: [] for name in SUITES}
     # warm-up: fills pytest-commons' initdb cache and the OS page cache for every suite
@@ -233,6 +281,8 @@ def main() -> None:
             check=True,
         )
         first.append(float(out.read_text()) - started)
+    redis_server[0].terminate()
+    redis_server[0].wait()
     med = {name: statistics.median(v) for name, v in times.items()}
     ratios = [
         ("commons postgres (fresh db)", "pytest-postgresql (fresh db)", 1 / 5),
@@ -240,6 +290,7 @@ def main() -> None:
         ("commons postgres_tx (rollback)", "pytest-postgresql (fresh db)", 1 / 20),
         ("commons postgres_tx (rollback)", "pytest-postgresql on tmpfs", None),
         ("commons redis", "pytest-redis", 1 / 2),
+        ("redis-py alone (server already up)", "pytest-redis", None),
     ]
     if opts.markdown:
         print(f"| suite ({N} tests, whole pytest process) | median s | runs |")
