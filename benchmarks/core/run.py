@@ -208,6 +208,7 @@ def run_suite(
     prefix: list[str], python: str, workdir: Path, name: str, extra: list[str], env: dict[str, str]
 ) -> float:
     args = [a for a in extra if a != "TMPFS"]
+    shm = None
     if "TMPFS" in extra:
         shm = Path(tempfile.mkdtemp(prefix="peer-", dir="/dev/shm"))
         shutil.chown(shm, USER if prefix else None)
@@ -217,6 +218,8 @@ def run_suite(
     started = time.perf_counter()
     result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    if shm is not None:
+        shutil.rmtree(shm, ignore_errors=True)
     if result.returncode != 0:
         sys.exit(f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     return elapsed
@@ -283,6 +286,7 @@ def main() -> None:
         first.append(float(out.read_text()) - started)
     redis_server[0].terminate()
     redis_server[0].wait()
+    shutil.rmtree(workdir, ignore_errors=True)
     med = {name: statistics.median(v) for name, v in times.items()}
     ratios = [
         ("commons postgres (fresh db)", "pytest-postgresql (fresh db)", 1 / 5),
