@@ -33,14 +33,18 @@ def _gone(pid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
-def test_stop_returns_as_the_process_exits_and_reaps_it(
-    pidfd: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if not pidfd:
+@pytest.fixture(params=["pidfd", "polling"])
+def wait_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs with the pidfd wait and with the polling fallback."""
+    if request.param == "polling":
         monkeypatch.delattr(os, "pidfd_open", raising=False)
     elif not hasattr(os, "pidfd_open"):
         pytest.skip("no pidfd_open here")
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("wait_mode")
+def test_stop_returns_as_the_process_exits_and_reaps_it() -> None:
     proc = _spawn("import time; print('up', flush=True); time.sleep(60)")
     started = time.monotonic()
     kill_process_group(proc.pid, signal.SIGTERM, grace=30)
@@ -51,12 +55,8 @@ def test_stop_returns_as_the_process_exits_and_reaps_it(
     proc.stdout.close()
 
 
-@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
-def test_a_process_ignoring_the_signal_is_killed_after_the_grace(
-    pidfd: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if not pidfd:
-        monkeypatch.delattr(os, "pidfd_open", raising=False)
+@pytest.mark.usefixtures("wait_mode")
+def test_a_process_ignoring_the_signal_is_killed_after_the_grace() -> None:
     proc = _spawn(IGNORES_TERM)
     started = time.monotonic()
     kill_process_group(proc.pid, signal.SIGTERM, grace=0.3)
