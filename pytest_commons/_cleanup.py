@@ -34,14 +34,14 @@ def _wait_gone(pid: int, deadline: float) -> None:
     With a pidfd (Linux 5.3+) the wait ends the moment the process exits; elsewhere it polls.
     """
     pidfd = None
+    poller = select.poll()
     with contextlib.suppress(AttributeError, OSError):
         pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+        poller.register(pidfd, select.POLLIN)
     try:
         delay = 0.002
         while _alive(pid) and time.monotonic() < deadline:
             if pidfd is not None:
-                poller = select.poll()
-                poller.register(pidfd, select.POLLIN)
                 if poller.poll(max(deadline - time.monotonic(), 0) * 1000):
                     break  # readable: the process has exited
             else:
@@ -106,17 +106,24 @@ def stop_all(instances: list[Instance]) -> None:
         thread.join(timeout=60)
 
 
-def sweep_run_containers(run_id: str) -> None:
-    """Remove every container labelled with this run's id (also ones not yet recorded)."""
+def run_containers(run_id: str) -> list[str]:
+    """Ids of every container (running or not) labelled with this run's id; [] without Docker."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        found = subprocess.run(
+        return subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=pytest-commons.run={run_id}"],
             capture_output=True,
             text=True,
             timeout=30,
             check=False,
         ).stdout.split()
-        if found:
+    return []
+
+
+def sweep_run_containers(run_id: str) -> None:
+    """Remove every container labelled with this run's id (also ones not yet recorded)."""
+    found = run_containers(run_id)
+    if found:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
                 ["docker", "rm", "-f", "-v", *found], capture_output=True, timeout=60, check=False
             )

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._cleanup import stop_instance, sweep_run_containers
+from pytest_commons._cleanup import run_containers, stop_instance, sweep_run_containers
 from pytest_commons._run import RunContext
 from pytest_commons._settings import Settings
-from pytest_commons.backends.docker import RUN_LABEL, DockerBackend
+from pytest_commons.backends.docker import DockerBackend
 from pytest_commons.backends.local import LocalBackend
 from pytest_commons.errors import ProbeRefused, ServiceStartError
 from pytest_commons.services.base import DockerLaunch
@@ -149,16 +149,6 @@ def _status(cid: str) -> str | None:
     return data["State"]["Status"] if data else None
 
 
-def _run_containers(ctx: RunContext) -> list[str]:
-    return subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={ctx.run_id}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    ).stdout.split()
-
-
 def test_docker_pause_resume_stop_restart_and_logs(redis_image: str, ctx: RunContext) -> None:
     settings = _settings(redis_image=redis_image)
     spec = RedisSpec(settings)
@@ -226,7 +216,7 @@ def test_docker_start_of_an_unobtainable_image_fails_and_leaves_nothing(
     assert excinfo.value.what.startswith(f"could not start {image}: ")
     assert excinfo.value.remedy == "check `docker ps -a` and the Docker engine log"
     assert ctx.read("redis") is None  # no container: nothing recorded
-    assert _run_containers(ctx) == []
+    assert run_containers(ctx.run_id) == []
 
 
 class ExitingRedis(RedisSpec):
@@ -249,7 +239,7 @@ def test_docker_container_exiting_during_start_is_reported_and_removed(
     assert record is not None
     assert record.container_id
     assert _status(record.container_id) is None
-    assert _run_containers(ctx) == []
+    assert run_containers(ctx.run_id) == []
 
 
 class VanishingRedis(RedisSpec):
@@ -274,4 +264,4 @@ def test_docker_container_removed_during_start_is_reported_without_a_log(
     assert err.what == "the container was removed under us"
     assert err.log_tail == ""  # the log went with the container; no error about that
     assert "last lines" not in str(err)
-    assert _run_containers(ctx) == []
+    assert run_containers(ctx.run_id) == []

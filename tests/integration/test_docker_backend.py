@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_commons._cleanup import run_containers
 from tests.helpers import commons_cli
 
 HERE = Path(__file__).parent
@@ -316,13 +317,7 @@ def _kept_containers(runtime: Path) -> list[str]:
     from pytest_commons._run import REUSE_DIR, RunContext
 
     run_dir = runtime / f"pytest-commons-{os.getuid()}" / REUSE_DIR
-    run_id = RunContext(run_dir, 0, "reuse", 1).run_id
-    return subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=pytest-commons.run={run_id}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
+    return run_containers(RunContext(run_dir, 0, "reuse", 1).run_id)
 
 
 def test_reuse_keeps_the_container_reattaches_and_down_stops_only_its_own(
