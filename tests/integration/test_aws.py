@@ -247,19 +247,24 @@ def test_fixed_names_are_fresh_in_every_test(aws: Aws, round_: int) -> None:
     aws.client("secretsmanager").create_secret(Name="fixed-secret", SecretString="s")
 
 
+def _other_account(aws: Aws, aws_service: ServiceHandle[AwsInfo], worker: str) -> AwsWorker:
+    """Another (pretend) xdist worker's account on the same server."""
+    key = worker_account("another-run", worker)
+    return AwsWorker(
+        spec=aws._worker.spec,
+        info=aws_service.info.with_credentials(key, "test"),
+        account_id=key,
+        namespace="other",
+        reset_accounts=True,
+    )
+
+
 def test_reset_touches_only_this_workers_account(
     aws: Aws, aws_service: ServiceHandle[AwsInfo]
 ) -> None:
     if aws.isolation != "account-reset":
         pytest.skip("the endpoint has no per-account reset (tracked deletion is used)")
-    other_key = worker_account("another-run", "gw7")
-    other = AwsWorker(
-        spec=aws._worker.spec,
-        info=aws_service.info.with_credentials(other_key, "test"),
-        account_id=other_key,
-        namespace="other",
-        reset_accounts=True,
-    )
+    other = _other_account(aws, aws_service, "gw7")
     try:
         other.client("sqs").create_queue(QueueName="other-workers-queue")
         other.client("s3").create_bucket(Bucket="other-workers-bucket")
@@ -284,14 +289,7 @@ def test_reset_leaves_another_accounts_s3_objects_readable(
     account's: another worker's object and half-done multipart upload survive our reset."""
     if aws.isolation != "account-reset":
         pytest.skip("the endpoint has no per-account reset (tracked deletion is used)")
-    other_key = worker_account("another-run", "gw6")
-    other = AwsWorker(
-        spec=aws._worker.spec,
-        info=aws_service.info.with_credentials(other_key, "test"),
-        account_id=other_key,
-        namespace="other",
-        reset_accounts=True,
-    )
+    other = _other_account(aws, aws_service, "gw6")
     s3 = other.client("s3")
     try:
         s3.create_bucket(Bucket="other-workers-objects")

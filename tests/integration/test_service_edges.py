@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from pytest_commons._cleanup import stop_all
 from pytest_commons._options import OPTIONS
-from pytest_commons._run import RunContext
+from pytest_commons._run import Instance, RunContext
 from pytest_commons._settings import Settings
 from pytest_commons.aws import Aws
 from pytest_commons.backends.local import LocalBackend
@@ -30,6 +29,7 @@ from pytest_commons.services.aws import AwsInfo
 from pytest_commons.services.mysql import MysqlSpec
 from pytest_commons.services.postgres import PostgresInfo, PostgresSpec
 from pytest_commons.services.redis import RedisInfo, RedisSpec
+from tests.helpers import fake_binary
 
 pytestmark = pytest.mark.usefixtures("outer_services_settled")
 
@@ -51,17 +51,19 @@ def run() -> Iterator[RunContext]:
     ctx.destroy()
 
 
-def fake_binary(directory: Path, name: str, script: str) -> Path:
-    """A stand-in for a broken installation: a shell script where the server binary goes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text("#!/bin/sh\n" + script)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 def on_path(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
     monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+
+
+def start_fake_redis(
+    run: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
+) -> Instance:
+    """Starts the local Redis backend with ``script`` as the redis-server found on PATH."""
+    bindir = tmp_path / "bin"
+    fake_binary(bindir, "redis-server", script)
+    on_path(monkeypatch, bindir)
+    cfg = settings()
+    return LocalBackend(cfg).start(RedisSpec(cfg), run)
 
 
 def minimal_path(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
@@ -97,14 +99,9 @@ def test_server_killed_by_a_signal_during_start_says_which(
     signal_arg: str,
     described: str,
 ) -> None:
-    bindir = tmp_path / "bin"
-    fake_binary(
-        bindir, "redis-server", f'echo "loading modules (simulated crash)"\nkill -{signal_arg} $$\n'
-    )
-    on_path(monkeypatch, bindir)
-    cfg = settings()
+    script = f'echo "loading modules (simulated crash)"\nkill -{signal_arg} $$\n'
     with pytest.raises(ServiceStartError) as caught:
-        LocalBackend(cfg).start(RedisSpec(cfg), run)
+        start_fake_redis(run, tmp_path, monkeypatch, script)
     message = str(caught.value)
     assert message.startswith(f"redis (local backend): the server {described} during start")
     assert "| loading modules (simulated crash)" in message
@@ -115,43 +112,32 @@ def test_a_server_that_lost_the_port_race_is_started_again(
     run: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process may take the free port between the check and the server's bind."""
-    bindir = tmp_path / "bin"
     launches = tmp_path / "launches"
-    fake_binary(
-        bindir,
-        "redis-server",
+    script = (
         f'echo "$@" >> {launches}\n'
         f'if [ "$(wc -l < {launches})" -lt 2 ]; then\n'
         '  echo "Warning: Could not create server TCP listening socket: Address already in use"\n'
         "  exit 1\n"
         "fi\n"
-        f'exec {REDIS_SERVER} "$@"\n',
+        f'exec {REDIS_SERVER} "$@"\n'
     )
-    on_path(monkeypatch, bindir)
-    cfg = settings()
-    inst = LocalBackend(cfg).start(RedisSpec(cfg), run)
+    inst = start_fake_redis(run, tmp_path, monkeypatch, script)
     assert inst.ready
     assert inst.version[:1].isdigit()
     first, second = launches.read_text().splitlines()
     assert first.split()[1] != second.split()[1], "the second attempt used another port"
     assert f"--port {inst.info['port']}" in second
-    assert RedisSpec(cfg).client(RedisSpec(cfg).info_from_dict(inst.info)).ping()
+    spec = RedisSpec(settings())
+    assert spec.client(spec.info_from_dict(inst.info)).ping()
 
 
 def test_a_port_lost_three_times_is_reported_with_the_log(
     run: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bindir = tmp_path / "bin"
     launches = tmp_path / "launches"
-    fake_binary(
-        bindir,
-        "redis-server",
-        f'echo "$@" >> {launches}\necho "bind: Address already in use"\nexit 1\n',
-    )
-    on_path(monkeypatch, bindir)
-    cfg = settings()
+    script = f'echo "$@" >> {launches}\necho "bind: Address already in use"\nexit 1\n'
     with pytest.raises(ServiceStartError) as caught:
-        LocalBackend(cfg).start(RedisSpec(cfg), run)
+        start_fake_redis(run, tmp_path, monkeypatch, script)
     assert len(launches.read_text().splitlines()) == 3, "three attempts, then the error"
     assert "the server exited with code 1 during start" in str(caught.value)
     assert "| bind: Address already in use" in str(caught.value)

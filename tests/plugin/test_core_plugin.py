@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import stat
-from pathlib import Path
 
 import pytest
 
 from pytest_commons.registry import ServiceHandle
 from pytest_commons.services.postgres import PostgresInfo
 from pytest_commons.services.redis import RedisInfo
+from tests.helpers import fake_binary
 
 PG_TEST = """
 def test_pg(postgres):
@@ -167,19 +166,12 @@ def test_external_refused_credentials_fail_fast(
     assert "topsecret" not in result.stdout.str() + result.stderr.str()
 
 
-def _fake_server(directory: Path, name: str, script: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text("#!/bin/sh\n" + script)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
-
 def test_server_dying_during_start_quotes_its_log(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     # a stand-in for a broken installation: the plugin's error path is what is under test
     bindir = pytester.path / "brokenbin"
-    _fake_server(
+    fake_binary(
         bindir,
         "redis-server",
         'echo "FATAL CONFIG FILE ERROR (simulated broken install)"\nexit 3\n',
@@ -201,7 +193,7 @@ def test_start_timeout_names_the_deadline(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     bindir = pytester.path / "hangbin"
-    _fake_server(bindir, "redis-server", 'echo "starting but never listening"\nexec sleep 30\n')
+    fake_binary(bindir, "redis-server", 'echo "starting but never listening"\nexec sleep 30\n')
     pytester.makepyfile(REDIS_TEST)
     clean_env.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     result = pytester.runpytest_subprocess("--redis-backend=local", "--service-start-timeout=1")

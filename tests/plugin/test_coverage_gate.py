@@ -17,6 +17,7 @@ from pytest_commons.coverage_gate import (
     evaluate,
     load_config,
 )
+from tests.helpers import python_module
 
 pytest.importorskip("pytest_cov")
 
@@ -190,14 +191,7 @@ def test_failing_test_and_file_minimum(project: pytest.Pytester) -> None:
 
 
 def _gate_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_commons.coverage_gate", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return python_module("pytest_commons.coverage_gate", *args, cwd=cwd)
 
 
 def test_command_after_coverage_combine(

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import commons_cli
+from tests.helpers import commons_cli, fake_binary
 
 pytestmark = pytest.mark.usefixtures("clean_env", "outer_services_settled")
 
@@ -31,19 +30,11 @@ def test_redis(redis, n):
 """
 
 
-def _fake_server(directory: Path, name: str, script: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text("#!/bin/sh\n" + script)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 def _broken_redis(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A redis-server that fails at once, counting its launches; returns the count file."""
     launches = pytester.path / "launches"
     bindir = pytester.path / "brokenbin"
-    _fake_server(
+    fake_binary(
         bindir,
         "redis-server",
         f'echo launched >> {launches}\necho "# Fatal: bad memory setting (simulated)"\nexit 3\n',
