@@ -30,6 +30,7 @@ class Option:
     flag: bool = False
     env_override: str | None = None
     extra_env: tuple[str, ...] = field(default=())
+    group: str = "commons"
 
     @property
     def cli(self) -> str:
@@ -159,9 +160,15 @@ def register(option: Option) -> None:
     OPTIONS[option.key] = option
 
 
+GROUPS = {
+    "commons": "pytest-commons: real services for tests",
+    "commons-pact": "pytest-commons: consumer-driven contracts (Pact)",
+}
+
+
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("commons", "pytest-commons: real services for tests")
     for opt in OPTIONS.values():
+        group = parser.getgroup(opt.group, GROUPS.get(opt.group, opt.group))
         text = f"{opt.help} [ini: {opt.key}; env: {opt.env}]"
         if opt.flag:
             group.addoption(
