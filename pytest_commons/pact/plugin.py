@@ -66,6 +66,7 @@ _options.register(
 )
 
 _CALL_PASSED = pytest.StashKey[bool]()
+_SUMMARY = pytest.StashKey[tuple[list[str], list[str]]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -200,15 +201,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         written, conflicts = _merge_fragments(config, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and (written or conflicts):
-        reporter.section("commons pact", sep="-")
-        for line in written:
-            reporter.write_line(line)
-        for line in conflicts:
-            reporter.write_line(line, red=True)
+    config.stash[_SUMMARY] = (written, conflicts)
     if conflicts and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    written, conflicts = config.stash.get(_SUMMARY, ([], []))
+    if written or conflicts:
+        terminalreporter.section("commons pact", sep="-")
+        for line in written:
+            terminalreporter.write_line(line)
+        for line in conflicts:
+            terminalreporter.write_line(line, red=True)
 
 
 def _merge_fragments(config: pytest.Config, root: Path) -> tuple[list[str], list[str]]:
@@ -224,6 +229,11 @@ def _merge_fragments(config: pytest.Config, root: Path) -> tuple[list[str], list
         changed, clashes = _files.merge(target, docs, keep_existing=keep)
         count = len(_files.load(target)["interactions"])
         state = "written" if changed else "unchanged"
-        written.append(f"pact {target} ({count} interactions, {state})")
-        conflicts += [f"pact {target}: {c}" for c in clashes]
+        shown = (
+            target.relative_to(config.rootpath)
+            if target.is_relative_to(config.rootpath)
+            else target
+        )
+        written.append(f"pact {shown} ({count} interactions, {state})")
+        conflicts += [f"pact {shown}: {c}" for c in clashes]
     return written, conflicts

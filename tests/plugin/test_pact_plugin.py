@@ -101,7 +101,9 @@ def test_consumer_writes_one_sorted_file_identical_across_runs_and_xdist(
     result = _consumer_run(pytester, "-n", "2")
     result.assert_outcomes(passed=5)
     pact_file = pytester.path / "pacts" / "web-orders-api.json"
-    result.stdout.fnmatch_lines(["*commons pact*", f"pact {pact_file} (5 interactions, written)"])
+    result.stdout.fnmatch_lines(
+        ["*commons pact*", "pact pacts/web-orders-api.json (5 interactions, written)"]
+    )
     first = pact_file.read_bytes()
     doc = json.loads(first)
     names = [i["description"] for i in doc["interactions"]]
@@ -112,7 +114,7 @@ def test_consumer_writes_one_sorted_file_identical_across_runs_and_xdist(
     for args in ((), ("-n", "2")):
         again = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
         again.assert_outcomes(passed=5)
-        again.stdout.fnmatch_lines([f"pact {pact_file} (5 interactions, unchanged)"])
+        again.stdout.fnmatch_lines(["pact pacts/web-orders-api.json (5 interactions, unchanged)"])
         assert pact_file.read_bytes() == first
     # no fragments left in the run directory
     assert not list(pytester.path.rglob("pact-*/*/*.json"))
