@@ -156,26 +156,36 @@ class _Pipe:
                 self.busy = False
 
     async def _stall(self, stall: Toxic, loop: asyncio.AbstractEventLoop) -> None:
-        """``timeout``: data is dropped and the connection closed after ``timeout`` ms (never
-        when 0); ``reset_peer``: data is held and the connection reset after ``timeout`` ms."""
-        key = ("since", stall.name)
-        started = self.state.setdefault(key, loop.time())
+        """Toxiproxy's ``timeout`` and ``reset_peer``, which hold up the whole stream.
+
+        ``timeout``: data is dropped; the connection is closed once no data came for
+        ``timeout`` ms (never when 0) or at EOF. ``reset_peer``: the next data on the stream is
+        dropped and ``timeout`` ms later the connection is closed — with a TCP RST when it was
+        opened while the fault was on (Toxiproxy sets SO_LINGER 0 when a link starts), with a
+        plain close for connections that were already open.
+        """
         ms = stall.attr("timeout")
+        deadline = None if (ms == 0 or stall.kind == "reset_peer") else loop.time() + ms / 1000
         while stall.name in self.conn.proxy.toxics and not self.conn.closed:
-            if stall.kind == "timeout":
+            if self.buffer:
+                eof = _EOF in self.buffer
                 self.buffer.clear()
                 self.src.resume()
-            left = (
-                None if (ms == 0 and stall.kind == "timeout") else started + ms / 1000 - loop.time()
-            )
-            if left is not None and left <= 0:
                 if stall.kind == "reset_peer":
-                    self.conn.reset()
-                else:
+                    if ms:
+                        await asyncio.sleep(ms / 1000)
+                    self.conn.reset() if self.conn.linger0 else self.conn.close()
+                    return
+                if eof:
                     self.conn.close()
+                    return
+                if ms:
+                    deadline = loop.time() + ms / 1000
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                self.conn.close()
                 return
             await self.wait(left)
-        self.state.pop(key, None)
 
     async def _carry(self, data: bytes, toxics: list[Toxic]) -> None:
         pieces = [data]
@@ -190,6 +200,12 @@ class _Pipe:
                     await asyncio.sleep(delay / 1000)
             elif kind == "bandwidth":
                 rate = toxic.attr("rate")
+                # as Toxiproxy: a chunk larger than 100 ms worth goes out in 100 ms pieces
+                while rate > 0 and len(data) > rate * 100 and not self.conn.closed:
+                    await asyncio.sleep(0.1)
+                    self.dst.write(data[: rate * 100])
+                    data = data[rate * 100 :]
+                pieces = [data]
                 if rate > 0 and data:
                     await asyncio.sleep(len(data) / (rate * 1000))
             elif kind == "slow_close":
@@ -239,6 +255,7 @@ class _Conn:
             "downstream": _Pipe(self, "downstream", self.server, self.client),
         }
         self.closed = False
+        self.linger0 = False  # reset_peer was on when the connection started: RST on close
         self.lost_sides: set[str] = set()
 
     def peer(self, which: str) -> _Side:
@@ -260,6 +277,7 @@ class _Conn:
         if self.closed:
             self.close()
             return
+        self.linger0 = any(t.kind == "reset_peer" for t in self.proxy.toxics.values())
         self.client.resume()
         self.faults_changed()
 
@@ -419,6 +437,15 @@ class BuiltinEngine:
             with contextlib.suppress(Exception):
                 self.delete(name)
         if self._loop.is_running():
+
+            async def cancel_the_rest() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            with contextlib.suppress(Exception):
+                self._call(cancel_the_rest())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
         if not self._loop.is_running():
