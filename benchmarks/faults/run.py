@@ -104,7 +104,7 @@ def main() -> int:
                 added[name].append(_round_trips(address, args.round_trips) - base)
         ms = 1000.0
         print(
-            f"{args.rounds} rounds × {args.round_trips} PING round trips, one connection each"
+            f"{args.rounds} rounds of {args.round_trips} PING round trips, one connection each"
             f" (python {sys.version.split()[0]})"
         )
         print(

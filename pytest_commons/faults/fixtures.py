@@ -11,8 +11,8 @@ import pytest
 
 from pytest_commons import _options
 from pytest_commons._state import MISSING_KEY, get_registry
-from pytest_commons.errors import ServiceUnavailable
 from pytest_commons.faults import ENGINES, Engine, FaultError, Faults
+from pytest_commons.faults.model import EngineUnavailable
 
 _options.register(
     _options.Option(
@@ -53,7 +53,7 @@ def choose_engine(config: pytest.Config, wanted: str) -> str:
 
 
 def get_engine(config: pytest.Config, name: str) -> Engine:
-    """The process's engine ``name`` (started once); ServiceUnavailable when it can't run here."""
+    """The process's engine ``name`` (started once); EngineUnavailable when it can't run here."""
     engines = config.stash.setdefault(ENGINES_KEY, {})
     if name in engines:
         return engines[name]
@@ -74,16 +74,11 @@ def get_engine(config: pytest.Config, name: str) -> Engine:
                 else "no toxiproxy-server on PATH or in "
                 f"{Path(get_registry(config).settings.cache_dir()) / 'bin'}"
             )
-            raise ServiceUnavailable(
-                "faults",
-                [
-                    (
-                        "toxiproxy",
-                        f"{where}; install it with scripts/setup.sh (go install "
-                        "github.com/Shopify/toxiproxy/v2/cmd/server) or use "
-                        "--faults-engine=builtin",
-                    )
-                ],
+            raise EngineUnavailable(
+                f"faults: the toxiproxy engine is not available: {where}\n"
+                "  remedy: install it with scripts/setup.sh (go install "
+                "github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0, copied to "
+                "toxiproxy-server), set --toxiproxy-server, or use --faults-engine=builtin"
             )
         registry = get_registry(config)
         engine = ToxiproxyEngine.for_run(registry.ctx, binary, registry.settings.start_timeout())
@@ -119,7 +114,7 @@ def faults(request: pytest.FixtureRequest, faults_engine: str) -> Iterator[Fault
     message = ""
     try:
         engine = get_engine(config, engine_name)
-    except ServiceUnavailable as exc:
+    except EngineUnavailable as exc:
         message = str(exc)
     except FaultError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -43,6 +43,10 @@ class UnknownFault(FaultError):
     """A fault kind, attribute or direction that does not exist."""
 
 
+class EngineUnavailable(FaultError):
+    """The engine asked for cannot run here (the message says why and what to do)."""
+
+
 class UnsupportedProtocol(FaultError):
     """A proxy was asked for on a service whose protocol a plain TCP proxy cannot carry."""
 
