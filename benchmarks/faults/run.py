@@ -1,17 +1,20 @@
 """Fault proxy cost: what a proxy with no fault set adds to one round trip.
 
-    python benchmarks/faults/run.py [--round-trips 2000] [--rounds 7]
+    python benchmarks/faults/run.py [--round-trips 200] [--blocks 40]
 
-A redis-server on 127.0.0.1 (started here, stopped at the end) answers PING on a plain socket;
-each round times ``--round-trips`` PING/PONG round trips directly, then through a built-in
-proxy and (when toxiproxy-server is found) through a Toxiproxy proxy, in the same round so that
-the machine's noise hits all of them. Printed: per engine, the added time per round trip over
-the rounds (min / median / max of the per-round means) and the direct round trip itself.
+A redis-server on 127.0.0.1 (started here, stopped at the end) answers PING on plain sockets
+held open for the whole run: one direct, one through a built-in proxy and (when
+toxiproxy-server is found) one through a Toxiproxy proxy. Blocks of ``--round-trips`` PING/PONG
+round trips are timed in turn on each socket (direct, builtin, toxiproxy, direct, ...), so the
+machine's noise hits all of them alike; a block's added cost is its mean round trip minus the
+mean of the direct block just before it. Printed per engine: min / median / max of the added
+cost over the blocks, and the floor (best proxied block minus best direct block).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import statistics
@@ -27,19 +30,21 @@ from pytest_commons.faults.builtin import BuiltinEngine
 from pytest_commons.faults.toxiproxy import ToxiproxyEngine, find_server
 
 
-def _round_trips(address: tuple[str, int], n: int) -> float:
-    """Mean seconds per PING round trip on one connection (after a warm-up)."""
-    with socket.create_connection(address, timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(50):
-            sock.sendall(b"PING\r\n")
-            sock.recv(64)
-        start = time.perf_counter()
-        for _ in range(n):
-            sock.sendall(b"PING\r\n")
-            if sock.recv(64) != b"+PONG\r\n":
-                raise RuntimeError("unexpected reply")
-        return (time.perf_counter() - start) / n
+def _connect(address: tuple[str, int]) -> socket.socket:
+    sock = socket.create_connection(address, timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _block(sock, 200)  # warm-up
+    return sock
+
+
+def _block(sock: socket.socket, n: int) -> float:
+    """Mean seconds per PING round trip over ``n`` round trips."""
+    start = time.perf_counter()
+    for _ in range(n):
+        sock.sendall(b"PING\r\n")
+        if sock.recv(64) != b"+PONG\r\n":
+            raise RuntimeError("unexpected reply")
+    return (time.perf_counter() - start) / n
 
 
 def _wait_port(port: int) -> None:
@@ -54,8 +59,8 @@ def _wait_port(port: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--round-trips", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--round-trips", type=int, default=200)
+    parser.add_argument("--blocks", type=int, default=40)
     args = parser.parse_args()
     redis_bin = shutil.which("redis-server")
     if redis_bin is None:
@@ -95,26 +100,33 @@ def main() -> int:
         else:
             print("toxiproxy-server not found: measuring the built-in engine only")
         addresses = {name: make() for name, make in engines.items()}
-        direct: list[float] = []
+        socks = {"direct": _connect(upstream)}
+        socks.update({name: _connect(address) for name, address in addresses.items()})
+        times: dict[str, list[float]] = {name: [] for name in socks}
         added: dict[str, list[float]] = {name: [] for name in addresses}
-        for _ in range(args.rounds):
-            base = _round_trips(upstream, args.round_trips)
-            direct.append(base)
-            for name, address in addresses.items():
-                added[name].append(_round_trips(address, args.round_trips) - base)
+        for _ in range(args.blocks):
+            for name, sock in socks.items():
+                times[name].append(_block(sock, args.round_trips))
+                if name != "direct":
+                    added[name].append(times[name][-1] - times["direct"][-1])
+        for sock in socks.values():
+            sock.close()
         ms = 1000.0
+        direct = times["direct"]
         print(
-            f"{args.rounds} rounds of {args.round_trips} PING round trips, one connection each"
-            f" (python {sys.version.split()[0]})"
+            f"{args.blocks} blocks of {args.round_trips} PING round trips per socket, in turn"
+            f" (python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f})"
         )
         print(
             f"{'direct round trip':<28} min {min(direct) * ms:.3f}  median "
             f"{statistics.median(direct) * ms:.3f}  max {max(direct) * ms:.3f} ms"
         )
         for name, values in added.items():
+            floor = min(times[name]) - min(direct)
             print(
                 f"{'added by ' + name + ' proxy':<28} min {min(values) * ms:.3f}  median "
                 f"{statistics.median(values) * ms:.3f}  max {max(values) * ms:.3f} ms"
+                f"  (floor {floor * ms:.3f} ms)"
             )
         builtin.close()
         if toxiproxy is not None:
