@@ -70,24 +70,20 @@ class Engine(Protocol):
 
 
 class Fault:
-    """A fault on a proxy; ``remove()`` it, or use it as a context manager (removed at exit)."""
+    """A fault on a proxy; ``remove()`` it, or use it as a context manager (removed at exit).
 
-    def __init__(self, proxy: Proxy, toxics: list[Toxic]) -> None:
-        self.proxy, self.toxics = proxy, toxics
+    ``toxics``: what the engine holds for it (two for ``direction="both"``).
+    """
 
-    @property
-    def name(self) -> str:
-        return (
-            self.toxics[0].name.rsplit("_", 1)[0] if len(self.toxics) > 1 else self.toxics[0].name
-        )
+    def __init__(self, proxy: Proxy, name: str, toxics: list[Toxic]) -> None:
+        self.proxy, self.name, self.toxics = proxy, name, toxics
 
     @property
     def kind(self) -> str:
         return self.toxics[0].kind
 
     def remove(self) -> None:
-        for toxic in self.toxics:
-            self.proxy._remove_toxic(toxic.name)
+        self.proxy.remove(self.name)
 
     def __enter__(self) -> Fault:
         return self
@@ -109,7 +105,7 @@ class Proxy:
         self.engine, self.name, self.upstream = engine, name, upstream
         self.host, self.port = engine.create(name, upstream)
         self.url = _rewrite(url, self.host, self.port) if url else f"tcp://{self.host}:{self.port}"
-        self.faults: dict[str, Toxic] = {}
+        self.faults: dict[str, Fault] = {}
         self.enabled = True
         self._ids = itertools.count(1)
 
@@ -134,6 +130,8 @@ class Proxy:
         applies to. Unknown kinds, attributes and directions raise :class:`UnknownFault`.
         """
         base = name or f"{kind}_{next(self._ids)}"
+        if base in self.faults:
+            raise FaultError(f"faults: proxy {self.name} already has a fault named {base!r}")
         streams = list(STREAMS) if direction == "both" else [direction]
         toxics = [
             make_toxic(
@@ -149,13 +147,13 @@ class Proxy:
         try:
             for toxic in toxics:
                 self.engine.add_toxic(self.name, toxic)
-                self.faults[toxic.name] = toxic
                 added.append(toxic)
         except BaseException:
             for toxic in added:
-                self._remove_toxic(toxic.name)
+                self.engine.remove_toxic(self.name, toxic.name)
             raise
-        return Fault(self, toxics)
+        fault = self.faults[base] = Fault(self, base, toxics)
+        return fault
 
     def latency(self, ms: float, jitter: float = 0, **kw: Any) -> Fault:
         """Every chunk of data waits ``ms`` ± ``jitter`` milliseconds."""
@@ -195,20 +193,15 @@ class Proxy:
         return self.add("slow_close", delay=ms, **kw)
 
     def remove(self, fault: Fault | str) -> None:
-        if isinstance(fault, Fault):
-            fault.remove()
-        else:
-            for name in [n for n in self.faults if n == fault or n.rsplit("_", 1)[0] == fault]:
-                self._remove_toxic(name)
-
-    def _remove_toxic(self, name: str) -> None:
-        if self.faults.pop(name, None) is not None:
-            self.engine.remove_toxic(self.name, name)
+        """Remove a fault (the object, or its name); removing it twice is harmless."""
+        found = self.faults.pop(fault.name if isinstance(fault, Fault) else fault, None)
+        for toxic in found.toxics if found else ():
+            self.engine.remove_toxic(self.name, toxic.name)
 
     def clear(self) -> None:
         """Remove every fault and bring the proxy up."""
         for name in list(self.faults):
-            self._remove_toxic(name)
+            self.remove(name)
         self.up()
 
     # outages ---------------------------------------------------------------------------------
