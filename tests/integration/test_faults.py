@@ -325,3 +325,28 @@ def test_every_service_through_a_proxy_and_down(faults: Faults, service: str) ->
     assert "refused" in str(refused.value).lower() or "connect" in str(refused.value).lower()
     proxied.up()
     assert check(proxied.url)
+
+
+def test_a_service_that_is_not_there_closes_the_client(faults: Faults) -> None:
+    from pytest_commons.backends.local import free_port
+
+    nowhere = faults.proxy(("127.0.0.1", free_port()))
+    sock = socket.create_connection(nowhere.address, timeout=10)
+    sock.sendall(b"PING\r\n")
+    try:
+        answer = sock.recv(100)
+    except ConnectionResetError:  # Toxiproxy may end it with a reset: no answer either way
+        answer = b""
+    assert answer == b""
+    sock.close()
+
+
+def test_megabytes_pass_intact_through_faults(proxy: Proxy, redis: redis_py.Redis) -> None:
+    value = bytes(range(256)) * 8192  # 2 MiB: the proxy's buffers fill and drain
+    proxy.latency(1, direction="both")
+    proxy.slicer(average_size=65536, size_variation=1024, direction="upstream")
+    client = _client(proxy, timeout=30)
+    client.set("blob", value)
+    assert redis.get("blob") == value
+    assert client.get("blob") == value
+    client.close()
