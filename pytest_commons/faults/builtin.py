@@ -45,8 +45,10 @@ class _Side(asyncio.Protocol):
         self.conn.data(self.which, data)
 
     def eof_received(self) -> bool:
-        self.conn.data(self.which, _EOF)
-        return True  # keep the other half open until the EOF has passed the faults
+        # as Toxiproxy: the end of one side ends the whole connection, once what was sent
+        # before it has passed the faults (no half-open connections left behind)
+        self.conn.lost(self.which)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn.lost(self.which)
@@ -291,6 +293,8 @@ class _Conn:
             pipe.wake()
 
     def lost(self, which: str) -> None:
+        if which in self.lost_sides:
+            return
         self.lost_sides.add(which)
         pipe = self.pipes["upstream" if which == "client" else "downstream"]
         if pipe.task is None and not pipe.buffer:
@@ -410,7 +414,10 @@ class BuiltinEngine:
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         proxy = self._proxy(name)
-        self._call(proxy.listen() if enabled and proxy.server is None else proxy.stop_listening())
+        if enabled and proxy.server is None:
+            self._call(proxy.listen())
+        elif not enabled:
+            self._call(proxy.stop_listening())
 
     def add_toxic(self, name: str, toxic: Toxic) -> None:
         proxy = self._proxy(name)

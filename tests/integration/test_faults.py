@@ -350,3 +350,33 @@ def test_megabytes_pass_intact_through_faults(proxy: Proxy, redis: redis_py.Redi
     assert redis.get("blob") == value
     assert client.get("blob") == value
     client.close()
+
+
+def test_a_close_on_either_side_ends_the_whole_connection(
+    proxy: Proxy, raw: socket.socket, redis: redis_py.Redis
+) -> None:
+    raw.sendall(b"CLIENT SETNAME proxied\r\n")
+    assert _read_exactly(raw, 5) == b"+OK\r\n"
+    assert "proxied" in _client_names(redis)
+    raw.shutdown(socket.SHUT_WR)  # the client's end: the proxy closes the service side too
+    _wait_until(lambda: "proxied" not in _client_names(redis), "the proxied client to go")
+    assert raw.recv(100) == b""
+    other = socket.create_connection(proxy.address, timeout=10)
+    other.sendall(b"QUIT\r\n")  # the service's end: the client's side is closed after +OK
+    assert _read_exactly(other, 5) == b"+OK\r\n"
+    assert other.recv(100) == b""
+    other.close()
+
+
+def _client_names(redis: redis_py.Redis) -> list[str]:
+    return [str(c.get("name")) for c in redis.client_list()]
+
+
+def _wait_until(condition: Any, what: str, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
