@@ -1,9 +1,16 @@
 """MockServer: connection info, readiness probe, and the engines per backend.
 
-* local: pytest-commons' own engine (:mod:`pytest_commons.engines.mockserver`), run as one
-  supervised process per test run (``python -m pytest_commons.engines.mockserver``, ready in
-  tens of milliseconds). That process is a *hub*: each pytest process (each xdist worker)
-  claims an engine of its own from it, so per-test resets never touch another worker.
+* local, two engines (``--mockserver-engine=auto|java|commons``):
+
+  - ``commons``: pytest-commons' own engine (:mod:`pytest_commons.engines.mockserver`), run
+    as one supervised process per test run (``python -m pytest_commons.engines.mockserver``,
+    ready in tens of milliseconds). That process is a *hub*: each pytest process (each xdist
+    worker) claims an engine of its own from it, so per-test resets never touch another worker.
+  - ``java``: the real MockServer 5.15.0 (``mockserver-netty-no-dependencies``, pinned by
+    SHA-256, put in the cache by ``pytest-commons fetch mockserver``), one JVM per run bound to
+    127.0.0.1, shared by the xdist workers (tests that use it take turns, see the fixtures).
+  - ``auto`` (the default): ``java`` when a Java ≥ 8 runtime is found and the jar is in the
+    cache, else ``commons``. Nothing on the default path needs Java.
 * docker: the official ``mockserver/mockserver`` image (container port 1080).
 * external: ``PYTEST_COMMONS_MOCKSERVER_URL=http://host:port``.
 
@@ -22,10 +29,35 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_commons._java import MavenArtifact, java_binary, java_major
+from pytest_commons._settings import Settings
 from pytest_commons.errors import NotReady, ProbeRefused
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 
 MOCKSERVER_PORT = 1080
+#: the real MockServer the ``java`` engine runs (its classes are Java 8 bytecode)
+MOCKSERVER_JAR = MavenArtifact(
+    group="org.mock-server",
+    artifact="mockserver-netty-no-dependencies",
+    version="5.15.0",
+    sha256="866bd44bfda37a3dc7d95f89c3abb34175dab5014326cd74b3e03fd023eddebf",
+)
+JAVA_MIN = 8
+ENGINES = ("auto", "java", "commons")
+#: JVM flags for a fast start of a short-lived test server (C1 only, serial GC, shared
+#: class data), and MockServer properties: loopback only, no proxying of unmatched requests
+#: to the outside world, quiet log
+JAVA_FLAGS = (
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Xshare:auto",
+    "-Xss512k",
+    "-Xmx256m",
+    "-Dmockserver.localBoundIP=127.0.0.1",
+    "-Dmockserver.attemptToProxyIfNoMatchingExpectation=false",
+    "-Dmockserver.logLevel=WARN",
+    "-Dmockserver.outputMemoryUsageCsv=false",
+)
 INSTALL_HINT = 'pip install "pytest-commons[mockserver]"'
 EXTENSION_PREFIX = "/mockserver/pytestCommons"
 #: ``.version`` of pytest-commons' engine; followed by `` <version>`` on a hub (the local
@@ -86,6 +118,13 @@ def control(
     if expect and status not in expect:
         raise MockServerHTTPError("PUT", f"{info.url}{path}", status, payload)
     return status, headers, payload
+
+
+def fetch_jar(settings: Settings, use_mvn: bool | None = None) -> Path:
+    """``pytest-commons fetch mockserver``: the pinned MockServer jar into the cache."""
+    from pytest_commons._java import fetch
+
+    return fetch(MOCKSERVER_JAR, settings.cache_dir(), use_mvn=use_mvn)
 
 
 class MockServerSpec(ServiceSpec[MockServerInfo]):
@@ -199,12 +238,69 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         control(info, "/mockserver/reset", timeout=timeout)
 
     # local ----------------------------------------------------------------------------------
+    def engine(self) -> tuple[str, str]:
+        """(``java`` or ``commons``, why) for the local backend, from ``mockserver_engine``."""
+        wanted = (self.settings.get("mockserver_engine") or "auto").strip().lower()
+        if wanted not in ENGINES:
+            raise ValueError(
+                f"mockserver_engine={wanted!r} is not one of {', '.join(ENGINES)} "
+                "(--mockserver-engine, $PYTEST_COMMONS_MOCKSERVER_ENGINE or ini mockserver_engine)"
+            )
+        if wanted == "commons":
+            return "commons", "mockserver_engine=commons"
+        if wanted == "java":
+            return "java", "mockserver_engine=java"
+        missing = self.java_missing()
+        if missing:
+            return "commons", f"auto: {missing}"
+        return "java", "auto: Java and the MockServer jar are here"
+
+    def java_missing(self) -> str:
+        """Why the real MockServer cannot run here ("" when it can)."""
+        binary = java_binary()
+        if binary is None:
+            return "no Java runtime (java on PATH or $JAVA_HOME)"
+        major = java_major(binary)
+        if major is None or major < JAVA_MIN:
+            return f"{binary} is Java {major or '?'}; MockServer 5.15 needs Java {JAVA_MIN}+"
+        if not MOCKSERVER_JAR.present(self.settings.cache_dir()):
+            return (
+                f"{MOCKSERVER_JAR.filename} is not in the cache "
+                f"({MOCKSERVER_JAR.cached(self.settings.cache_dir())})"
+            )
+        return ""
+
     def local_unavailable(self) -> tuple[str, str] | None:
-        return None  # the engine is part of pytest-commons (standard library only)
+        try:
+            engine, _ = self.engine()
+        except ValueError as exc:
+            return str(exc), "use auto, java or commons"
+        missing = self.java_missing() if engine == "java" else ""
+        if missing:
+            return (
+                f"mockserver_engine=java, but {missing}",
+                "run `pytest-commons fetch mockserver` (needs Java 8+ and Maven Central), or "
+                "use --mockserver-engine=commons",
+            )
+        return None  # the commons engine is part of pytest-commons (standard library only)
 
     def local_launch(
         self, datadir: Path, port: int, server_user: tuple[int, int] | None
     ) -> LocalLaunch:
+        engine, _ = self.engine()
+        info = MockServerInfo(host="127.0.0.1", port=port).to_dict()
+        if engine == "java":
+            binary = java_binary()
+            assert binary is not None
+            jar = MOCKSERVER_JAR.cached(self.settings.cache_dir())
+            return LocalLaunch(
+                argv=[binary, *JAVA_FLAGS, "-jar", str(jar), "-serverPort", str(port)],
+                info=info,
+                env={},
+                stop_signal=signal.SIGKILL,
+                graceful_signal=signal.SIGTERM,
+                port_in_use_markers=("Address already in use", "BindException"),
+            )
         argv = [
             sys.executable,
             "-m",
@@ -216,7 +312,7 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         ]
         return LocalLaunch(
             argv=argv,
-            info=MockServerInfo(host="127.0.0.1", port=port).to_dict(),
+            info=info,
             env={"PYTHONUNBUFFERED": "1"},
             stop_signal=signal.SIGTERM,
             graceful_signal=signal.SIGTERM,
