@@ -57,3 +57,24 @@ engine.dispose()
 def alembic_env_py() -> str:
     """The text of a minimal Alembic ``env.py`` (online migrations, no metadata)."""
     return ALEMBIC_ENV_PY
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The MockServer suites run on either engine (``$PYTEST_COMMONS_MOCKSERVER_ENGINE``); on
+    the real MockServer a test that records a known divergence of the engine is a strict xfail
+    (tests/engines/mockserver_divergences.py), so one that goes away fails the run."""
+    from tests.engines.mockserver_divergences import JAVA, JAVA_FIXTURES
+
+    pinned = {"test_mockserver_protocol.py": JAVA, "test_mockserver.py": JAVA_FIXTURES}
+    suite = [i for i in items if i.path.name in pinned]
+    if not suite:
+        return
+    from tests.helpers import mockserver_engine_name
+
+    if mockserver_engine_name() != "java":
+        return
+    for item in suite:
+        reason = pinned[item.path.name].get(getattr(item, "originalname", item.name))
+        if reason:
+            mark = pytest.mark.xfail(strict=True, reason=f"differs on MockServer 5.15.0: {reason}")
+            item.add_marker(mark)

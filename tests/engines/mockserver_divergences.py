@@ -86,3 +86,15 @@ JAVA: dict[str, str] = {
         "real MockServer keeps waiting on broken framing instead of answering 400"
     ),
 }
+
+#: tests/integration/test_mockserver.py (the fixture suite through the official client)
+JAVA_FIXTURES: dict[str, str] = {
+    "test_expectation_response": (
+        "real MockServer 5.15.0 reads /users/{id} as a path template only when pathParameters "
+        "are given (404 here); the engine matches the template without them"
+    ),
+    "test_verify": (
+        "real MockServer: mockserver-client's verify() without times means exactly once; "
+        "the engine takes it as at least once"
+    ),
+}
