@@ -45,6 +45,13 @@ def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
             report["services"][name] = entry
             continue
         entry["driver"] = spec.check_driver() or "ok"
+        engine_of = getattr(spec, "engine", None)  # services with several local engines
+        if callable(engine_of):
+            try:
+                engine, why = engine_of()
+                entry["local_engine"] = f"{engine} ({why})"
+            except ValueError as exc:
+                entry["local_engine"] = f"invalid: {exc}"
         for backend_name in meta.backends:
             try:
                 backend = get_backend(backend_name, settings)
@@ -86,6 +93,8 @@ def _describe(inst: Instance) -> dict[str, Any]:
 def _print_doctor(report: dict[str, Any]) -> None:
     for name, entry in report["services"].items():
         print(f"{name}: driver {entry['driver']}")
+        if "local_engine" in entry:
+            print(f"  local engine: {entry['local_engine']}")
         for backend, state in entry["backends"].items():
             if state["available"]:
                 print(f"  {backend:<9} available")
