@@ -73,23 +73,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # running and rendering ----------------------------------------------------------------------
-def run(service: str) -> Path:
-    """Run ``service``'s suites on each of its engines; write docs/parity/<service>.json."""
+def run(service: str, data: Path = DATA, cwd: Path = ROOT) -> Path:
+    """Run ``service``'s suites on each of its engines; write ``<data>/<service>.json``."""
     env_name, engines, suites = SUITES[service]
     result: dict[str, Any] = {"service": service, "titles": engines, "engines": {}}
-    DATA.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     for engine in engines:
-        out = DATA / f".{service}-{engine}.tmp.json"
+        out = data / f".{service}-{engine}.tmp.json"
         env = {**os.environ, env_name: engine, OUT_ENV: str(out)}
         env[f"PYTEST_COMMONS_{service.upper()}_BACKEND"] = "local"  # the engines are local
         subprocess.run(
             [sys.executable, "-m", "pytest", *suites, "-p", "no:cacheprovider", "-p",
              "pytest_commons.parity", "-q", "--coverage-gate=off"],
-            cwd=ROOT, env=env, check=False,
+            cwd=cwd, env=env, check=False,
         )  # fmt: skip
         result["engines"][engine] = json.loads(out.read_text())
         out.unlink()
-    path = DATA / f"{service}.json"
+    path = data / f"{service}.json"
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return path
 

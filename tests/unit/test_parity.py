@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from pytest_commons import parity
 
 
@@ -23,3 +27,35 @@ def test_a_divergence_and_a_failure_show_in_the_table() -> None:
     text = parity.render_service(data)
     assert "| x | yes | differs: why |" in text
     assert "| y | **fails** | not honoured: no |" in text
+
+
+def test_run_records_each_engine_and_renders(pytester: pytest.Pytester) -> None:
+    """`parity run` runs the suites once per engine (the engine's env variable set) with the
+    recording plugin; a skip's reason and an xfail's reason land in the table."""
+    pytester.makepyfile(
+        test_demo="""
+        import os, pytest
+
+        def test_same():
+            pass
+
+        def test_pinned():
+            if os.environ["DEMO_ENGINE"] == "b":
+                pytest.xfail("b does it differently")
+
+        def test_needs():
+            if os.environ["DEMO_ENGINE"] == "a":
+                pytest.skip("a lacks it")
+        """
+    )
+    parity.SUITES["demo"] = ("DEMO_ENGINE", {"a": "A", "b": "B"}, ["test_demo.py"])
+    try:
+        path = parity.run("demo", data=pytester.path / "data", cwd=pytester.path)
+    finally:
+        del parity.SUITES["demo"]
+    data = json.loads(path.read_text())
+    assert data["engines"]["a"]["test_demo.py::test_needs"] == ["skipped", "a lacks it"]
+    text = parity.render_service(data)
+    assert "| same | yes | yes |" in text
+    assert "| pinned | yes | differs: b does it differently |" in text
+    assert "| needs | not honoured: a lacks it | yes |" in text
