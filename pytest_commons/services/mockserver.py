@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -121,10 +122,68 @@ def control(
 
 
 def fetch_jar(settings: Settings, use_mvn: bool | None = None) -> Path:
-    """``pytest-commons fetch mockserver``: the pinned MockServer jar into the cache."""
+    """``pytest-commons fetch mockserver``: the pinned MockServer jar into the cache, then
+    (when Java is here) a class-data archive of a started server next to it."""
     from pytest_commons._java import fetch
 
-    return fetch(MOCKSERVER_JAR, settings.cache_dir(), use_mvn=use_mvn)
+    jar = fetch(MOCKSERVER_JAR, settings.cache_dir(), use_mvn=use_mvn)
+    binary = java_binary()
+    if binary is not None and (java_major(binary) or 0) >= 13:
+        build_class_archive(binary, jar)
+    return jar
+
+
+def class_archive(binary: str, jar: Path) -> Path:
+    """Where the dynamic class-data archive for this JVM and jar lives (it may not exist)."""
+    return jar.with_name(f"{jar.stem}.java{java_major(binary)}.jsa")
+
+
+def build_class_archive(binary: str, jar: Path, timeout: float = 120.0) -> Path | None:
+    """Start MockServer once with ``-XX:ArchiveClassesAtExit`` and stop it after it answered,
+    so that later starts map the classes it loaded (≈25% faster here). None when the JVM
+    could not make one (the launch then goes without; nothing depends on it)."""
+    import subprocess
+    import time
+
+    from pytest_commons.backends.local import free_port
+
+    target = class_archive(binary, jar)
+    if target.is_file():
+        return target
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    port = free_port()
+    argv = [binary, *JAVA_FLAGS, f"-XX:ArchiveClassesAtExit={tmp}", "-jar", str(jar)]
+    proc = subprocess.Popen(
+        [*argv, "-serverPort", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    info = MockServerInfo(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                control(info, "/mockserver/status", timeout=2)
+            except (OSError, MockServerHTTPError):
+                time.sleep(0.1)
+                continue
+            # load what a test run loads: an expectation, a match, a retrieve
+            warm = {"httpRequest": {"path": "/w"}, "httpResponse": {"body": "w"}}
+            control(info, "/mockserver/expectation", warm, expect=())
+            control(info, "/mockserver/retrieve?type=active_expectations", expect=())
+            break
+    finally:
+        proc.terminate()  # a normal exit writes the archive
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.returncode not in (0, 143, -15) or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, target)
+    return target
 
 
 class MockServerSpec(ServiceSpec[MockServerInfo]):
@@ -293,8 +352,10 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
             binary = java_binary()
             assert binary is not None
             jar = MOCKSERVER_JAR.cached(self.settings.cache_dir())
+            archive = class_archive(binary, jar)
+            cds = [f"-XX:SharedArchiveFile={archive}"] if archive.is_file() else []
             return LocalLaunch(
-                argv=[binary, *JAVA_FLAGS, "-jar", str(jar), "-serverPort", str(port)],
+                argv=[binary, *JAVA_FLAGS, *cds, "-jar", str(jar), "-serverPort", str(port)],
                 info=info,
                 env={},
                 stop_signal=signal.SIGKILL,

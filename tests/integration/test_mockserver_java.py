@@ -86,3 +86,26 @@ def test_fetch_cli_and_doctor_name_the_engine(tmp_path: Path) -> None:
     bad = commons_cli("fetch", "nothing", env=env)
     assert bad.returncode != 0
     assert "invalid choice" in bad.stderr
+
+
+def test_fetch_builds_a_class_archive_that_the_launch_uses(tmp_path: Path) -> None:
+    """The class-data archive made after the fetch is used by the next start (and a start
+    with it answers the probe)."""
+    from pytest_commons.services.mockserver import build_class_archive, class_archive
+
+    binary = java_binary()
+    real_jar = MOCKSERVER_JAR.cached(Settings.from_env().cache_dir())
+    if binary is None or (java_major(binary) or 0) < 13 or not real_jar.is_file():
+        pytest.skip("needs Java 13+ and the fetched jar (pytest-commons fetch mockserver)")
+    jar = MOCKSERVER_JAR.cached(tmp_path)
+    jar.parent.mkdir(parents=True)
+    jar.symlink_to(real_jar)
+    archive = build_class_archive(binary, jar)
+    assert archive == class_archive(binary, jar)
+    assert archive.is_file()
+    argv = (
+        _spec(commons_cache_dir=str(tmp_path), mockserver_engine="java")
+        .local_launch(tmp_path, 1, None)
+        .argv
+    )
+    assert f"-XX:SharedArchiveFile={archive}" in argv
