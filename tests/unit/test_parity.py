@@ -59,3 +59,26 @@ def test_run_records_each_engine_and_renders(pytester: pytest.Pytester) -> None:
     assert "| same | yes | yes |" in text
     assert "| pinned | yes | differs: b does it differently |" in text
     assert "| needs | not honoured: a lacks it | yes |" in text
+
+
+def test_a_per_feature_results_file_renders() -> None:
+    """The Kafka suites write per-feature results (format 1, scripts/kafka-parity.py)."""
+    data = {
+        "format": 1,
+        "service": "kafka",
+        "generated_by": "python scripts/kafka-parity.py",
+        "engines": {
+            "tansu": {"software": "tansu 0.6.0", "suite": {"passed": 3, "skipped": 1}},
+            "apache": {"software": "Apache Kafka 4.1.1", "suite": {"passed": 4, "skipped": 0}},
+        },
+        "features": {
+            "offsets_for_times": {
+                "tansu_deviation": "answers offset 0",
+                "results": {"tansu": "missing", "apache": "supported"},
+            }
+        },
+    }
+    text = parity.render_features(data)
+    assert "| feature | tansu 0.6.0 | Apache Kafka 4.1.1 | note |" in text
+    assert "| offsets_for_times | **no** | yes | answers offset 0 |" in text
+    assert "tansu 0.6.0: 3/4 tests pass; Apache Kafka 4.1.1: 4/4 tests pass." in text
