@@ -422,10 +422,11 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
             raise ServiceStartError(
                 self.name,
                 "local",
-                f"loading the time zones (mariadbd --bootstrap) failed with code "
-                f"{result.returncode}",
+                f"the server exited with code {result.returncode} during start (mariadbd "
+                "--bootstrap, loading the named time zones into the cached datadir)",
                 log_tail=(result.stdout + result.stderr)[-3000:],
-                remedy="check /usr/share/zoneinfo (apt-get install tzdata)",
+                remedy="check the MariaDB installation (the log above), or set "
+                "PYTEST_COMMONS_MYSQL_SERVER",
             )
 
     def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
