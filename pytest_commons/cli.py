@@ -3,12 +3,14 @@
 pytest-commons doctor [--json]   what each service can run on here, and why not
 pytest-commons list   [--json]   services kept by --reuse-services and runs in progress
 pytest-commons down              stop every kept service (and its containers)
+pytest-commons fetch kafka       put Apache Kafka's pinned jars in the cache (Maven Central)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from typing import Any
 
@@ -91,6 +93,23 @@ def _print_doctor(report: dict[str, Any]) -> None:
         print(f"  {kept['service']} {kept['backend']} {kept['version']} {kept['info']}")
 
 
+def _fetch(what: str, *, https: bool) -> int:
+    """``fetch kafka``: the pinned Apache Kafka jars into the cache dir (exit 1 with the
+    reason when a download or a checksum fails)."""
+    from pytest_commons.services import kafka_dist
+
+    settings = Settings.from_env()
+    try:
+        kafka_dist.fetch(settings.cache_dir(), use_mvn=False if https else None)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"pytest-commons fetch {what}: failed: {exc}", file=sys.stderr)
+        return 1
+    problem = kafka_dist.java_problem()
+    if problem:
+        print(f"pytest-commons fetch {what}: note: {problem}; the local backend uses Tansu")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pytest-commons",
@@ -102,12 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--json", action="store_true")
     sub.add_parser("down")
+    fetch = sub.add_parser("fetch", help="put a real server's pinned jars in the cache")
+    fetch.add_argument("what", choices=["kafka"])
+    fetch.add_argument(
+        "--https",
+        action="store_true",
+        help="download over HTTPS even when mvn is installed (checked against pinned SHA-256)",
+    )
     from pytest_commons import coverage_gate
 
     coverage_gate.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "coverage-gate":
         return coverage_gate.run_cli(args)
+    if args.command == "fetch":
+        return _fetch(args.what, https=args.https)
     if args.command == "doctor":
         report = doctor_report()
         if args.json:
