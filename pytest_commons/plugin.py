@@ -15,7 +15,7 @@ import pytest
 from pytest_commons import _options
 from pytest_commons._run import RunContext, stale_runs
 from pytest_commons._settings import Settings
-from pytest_commons._state import MISSING_KEY, REGISTRY_KEY
+from pytest_commons._state import MISSING_KEY, REGISTRY_KEY, check_requires
 from pytest_commons.fixtures import FIXTURE_MODULES
 from pytest_commons.registry import Registry
 from pytest_commons.services import SERVICES
@@ -61,6 +61,12 @@ def _settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     for meta in SERVICES.values():
         config.addinivalue_line("markers", f"{meta.name}: {meta.marker_help}")
+    config.addinivalue_line(
+        "markers",
+        'requires(kafka="transactions"): the test needs a feature that not every engine of '
+        "the service honours; skipped with the engine and the remedy where it is missing "
+        "(fails under --services-missing=fail). Kafka features: pytest_commons.kafka.FEATURES",
+    )
     # validate every option now, so a bad value is a usage error before any test runs
     for key in _options.OPTIONS:
         _options.get(config, key)
@@ -109,6 +115,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for svc in services_of(item):
             item.add_marker(svc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("requires") is not None:
+        check_requires(item)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

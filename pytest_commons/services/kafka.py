@@ -442,12 +442,12 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             controller = free_port()
         props = datadir / "server.properties"
         props.write_text(_server_properties(datadir / "kraft", port, controller))
-        log4j = datadir / "log4j.properties"
+        log4j = datadir / "log4j2.properties"
         log4j.write_text(_LOG4J)
         argv = [
             java,
             *_JVM_FLAGS,
-            f"-Dlog4j.configuration=file:{log4j}",
+            f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={datadir}",
             "-cp",
             f"{jars}/*",
@@ -538,14 +538,17 @@ _JVM_FLAGS = (
 )
 
 _LOG4J = """\
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.org.apache.kafka.common.config.AbstractConfig=WARN
-log4j.logger.kafka.server.KafkaConfig=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.org.apache.zookeeper=WARN
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = out
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = warn
+logger.state.name = state.change.logger
+logger.state.level = warn
 """
 
 
@@ -573,7 +576,6 @@ def _server_properties(log_dir: Path, port: int, controller_port: int) -> str:
         "transaction.state.log.num.partitions": "1",
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "500",
-        "group.coordinator.rebalance.protocols": "classic,consumer",
         "group.consumer.min.session.timeout.ms": "1000",
         "group.consumer.session.timeout.ms": "10000",
         "group.consumer.min.heartbeat.interval.ms": "500",
