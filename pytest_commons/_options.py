@@ -110,14 +110,6 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         choices=("auto", "apache", "tansu"),
     ),
     Option(
-        "kafka_isolation",
-        "How tests are kept apart on Kafka: topic (default: one broker per run; topics a test "
-        "created are deleted after it) or broker (each xdist worker gets its own broker, so "
-        "fixed topic names never meet across workers).",
-        default="topic",
-        choices=("topic", "broker"),
-    ),
-    Option(
         "aws_allowed_hosts",
         "Comma separated non-loopback hosts the AWS endpoint may point at (default: loopback "
         "only, so a run can never touch a real AWS account).",

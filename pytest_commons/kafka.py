@@ -176,6 +176,15 @@ class Kafka:
         self._consumers: list[Consumer] = []
         self._aio: list[tuple[Any, asyncio.AbstractEventLoop]] = []
         self._guards: list[Any] = []
+        #: topics on the broker before the test (None: names the application chose are not
+        #: cleaned up — on a broker the run does not own)
+        self._before: set[str] | None = None
+
+    def snapshot_topics(self, timeout: float = 10) -> None:
+        """Remember the broker's topics, so that topics the application creates during the
+        test (fixed names, auto-creation) are deleted after it (only on a broker the run owns).
+        """
+        self._before = set(self.admin().list_topics(timeout=timeout).topics)
 
     # facts -----------------------------------------------------------------------------------
     @property
@@ -553,6 +562,22 @@ class Kafka:
         return got
 
     # teardown --------------------------------------------------------------------------------
+    def _created_by_the_application(self) -> list[str]:
+        """Topics that appeared during the test under names the plugin did not give: internal
+        topics (``__…``) and other workers' plugin names (``pc-<run>-<worker>-…``) excepted."""
+        assert self._before is not None
+        try:
+            now = set(self.admin().list_topics(timeout=10).topics)
+        except Exception as exc:
+            warnings.warn(f"kafka fixture cleanup: listing topics: {exc}", stacklevel=2)
+            return []
+        run_prefix = self._worker.prefix.rsplit("-", 1)[0] + "-"
+        return sorted(
+            name
+            for name in now - self._before - set(self.topics)
+            if not name.startswith(("__", run_prefix))
+        )
+
     def cleanup(self) -> None:
         """Close the clients and delete the topics and groups this view created."""
         problems: list[str] = []
@@ -581,6 +606,8 @@ class Kafka:
             except Exception as exc:
                 problems.append(f"stopping {type(client).__name__}: {exc}")
         self._consumers, self._producers, self._aio, self._guards = [], [], [], []
+        if self._before is not None:
+            self.topics += self._created_by_the_application()
         admin = self._worker.admin() if (self.topics or self.group_ids) else None
         if admin is not None and self.group_ids:
             for future in admin.delete_consumer_groups(self.group_ids, request_timeout=10).values():

@@ -103,6 +103,27 @@ def test_topics_are_deleted_after_the_test(kafka: Kafka, request: pytest.Fixture
     assert not set(made) & _topic_names(kafka)
 
 
+def test_topics_the_application_named_are_deleted_after_the_test(
+    kafka: Kafka, kafka_service: ServiceHandle[KafkaInfo], request: pytest.FixtureRequest
+) -> None:
+    from confluent_kafka.cimpl import NewTopic
+
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    other = Kafka(worker, "inner")
+    other.snapshot_topics()
+    fixed = f"app-orders-{uuid.uuid4().hex[:8]}"  # a name the application chose
+    kafka.admin().create_topics([NewTopic(fixed, 1, 1)])[fixed].result(10)
+    kafka.produce(fixed, ["left behind?"])
+    assert fixed in _topic_names(kafka)
+    other.cleanup()
+    deadline = time.monotonic() + 10
+    while fixed in _topic_names(kafka) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fixed not in _topic_names(kafka)
+    assert other._before is not None
+    assert "__consumer_offsets" not in other.topics
+
+
 def test_names_are_unique_per_test_and_worker(kafka: Kafka, request: pytest.FixtureRequest) -> None:
     worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
     first, second = kafka.topic("same"), kafka.topic("same")

@@ -457,3 +457,29 @@ def test_java_version_is_read_and_checked(tmp_path: Path) -> None:
         java.chmod(0o755)
         (home / "release").write_text(text + "\n")
         assert kafka_dist.java_major(str(java)) == major
+
+
+FIXED_NAME_TESTS = """
+from confluent_kafka.admin import NewTopic
+
+def _use(kafka, value):
+    admin = kafka.admin()
+    if "orders" not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic("orders", 1, 1)])["orders"].result(10)
+    kafka.produce("orders", [value])
+    return [m.value() for m in kafka.consume("orders", 1, group=False)]
+
+def test_first(kafka):
+    assert _use(kafka, "first") == [b"first"]
+
+def test_second(kafka):
+    assert _use(kafka, "second") == [b"second"], "the previous test's record is still there"
+"""
+
+
+def test_a_fixed_topic_name_starts_empty_in_every_test(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, engine: str
+) -> None:
+    pytester.makepyfile(FIXED_NAME_TESTS)
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
