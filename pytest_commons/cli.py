@@ -93,14 +93,18 @@ def _print_doctor(report: dict[str, Any]) -> None:
         print(f"  {kept['service']} {kept['backend']} {kept['version']} {kept['info']}")
 
 
-def _fetch(what: str, *, https: bool) -> int:
+def _fetch(what: str, *, https: bool, repo: str | None = None) -> int:
     """``fetch kafka``: the pinned Apache Kafka jars into the cache dir (exit 1 with the
     reason when a download or a checksum fails)."""
     from pytest_commons.services import kafka_dist
 
     settings = Settings.from_env()
     try:
-        kafka_dist.fetch(settings.cache_dir(), use_mvn=False if https else None)
+        kafka_dist.fetch(
+            settings.cache_dir(),
+            use_mvn=False if https else None,
+            repo=repo or kafka_dist.MAVEN_CENTRAL,
+        )
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         print(f"pytest-commons fetch {what}: failed: {exc}", file=sys.stderr)
         return 1
@@ -128,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="download over HTTPS even when mvn is installed (checked against pinned SHA-256)",
     )
+    fetch.add_argument(
+        "--repo",
+        default=None,
+        help="Maven repository URL for --https (a mirror of Maven Central; default Central)",
+    )
     from pytest_commons import coverage_gate
 
     coverage_gate.add_parser(sub)
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "coverage-gate":
         return coverage_gate.run_cli(args)
     if args.command == "fetch":
-        return _fetch(args.what, https=args.https)
+        return _fetch(args.what, https=args.https or bool(args.repo), repo=args.repo)
     if args.command == "doctor":
         report = doctor_report()
         if args.json:
