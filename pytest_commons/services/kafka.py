@@ -514,6 +514,10 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
             "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+            # one partition for the internal topics: the first group or transaction would
+            # otherwise wait for 50 partitions to be created (seconds on a busy machine)
+            "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
+            "KAFKA_TRANSACTION_STATE_LOG_NUM_PARTITIONS": "1",
             "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
             "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
             "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
