@@ -506,12 +506,21 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         env = {
             "KAFKA_NODE_ID": "1",
             "KAFKA_PROCESS_ROLES": "broker,controller",
-            "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-            "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://127.0.0.1:{host_port}",
+            # clients on the host reach PLAINTEXT_HOST (published on 127.0.0.1:<host port>);
+            # the broker reaches itself (transaction verification, AddPartitionsToTxn) on
+            # PLAINTEXT inside the container: with one listener it would dial the host port
+            # from inside and every transaction would fail
+            "KAFKA_LISTENERS": "PLAINTEXT://:19092,PLAINTEXT_HOST://:9092,CONTROLLER://:9093",
+            "KAFKA_ADVERTISED_LISTENERS": (
+                "PLAINTEXT://localhost:19092,PLAINTEXT_HOST://127.0.0.1:{host_port}"
+            ),
+            "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
             # the Tansu image (scripts/build-test-images.sh) reads this one
             "KAFKA_ADVERTISED_LISTENER": "tcp://127.0.0.1:{host_port}",
             "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT"
+            ),
             "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
             "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
             # one partition for the internal topics: the first group or transaction would
