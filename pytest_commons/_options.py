@@ -112,6 +112,13 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         choices=("auto", "java", "commons"),
     ),
     Option(
+        "kafka_engine",
+        "Broker of the local Kafka backend: auto (Apache Kafka when Java 17+ is installed and "
+        "`pytest-commons fetch kafka` put its jars in the cache, else Tansu), apache, tansu.",
+        default="auto",
+        choices=("auto", "apache", "tansu"),
+    ),
+    Option(
         "aws_allowed_hosts",
         "Comma separated non-loopback hosts the AWS endpoint may point at (default: loopback "
         "only, so a run can never touch a real AWS account).",

@@ -20,6 +20,7 @@ from pytest_commons.services import SERVICES
 #: ``pytest-commons fetch NAME``: "module:function(settings, use_mvn)" that puts a pinned
 #: artifact in the cache and returns its path (imported only when asked for)
 FETCHABLE: dict[str, str] = {
+    "kafka": "pytest_commons.services.kafka_dist:fetch_for_cli",
     "mockserver": "pytest_commons.services.mockserver:fetch_jar",
 }
 

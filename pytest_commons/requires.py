@@ -86,7 +86,7 @@ def missing(item: pytest.Item, handle_of: Callable[[str], object]) -> str | None
             why = feature.missing.get(engine)
             if why is not None:
                 remedy = f"; {feature.remedy}" if feature.remedy else ""
-                return f"{service}: {engine} does not honour {name} ({why}){remedy}"
+                return f"{service}: {name}: {why}{remedy}"
     return None
 
 
@@ -111,7 +111,32 @@ def _register_builtin() -> None:
     register(
         "mockserver",
         mockserver_engine,
-        [Feature("mockserver", n, {"commons": why}, java) for n, why in commons.items()],
+        [
+            Feature(
+                "mockserver", n, {"commons": f"the commons engine does not honour {n}: {why}"}, java
+            )
+            for n, why in commons.items()
+        ],
+    )
+
+    from pytest_commons import kafka
+    from pytest_commons.services.kafka import flavour
+
+    def kafka_engine(handle: object) -> str:
+        return flavour(str(getattr(handle, "version", "")))
+
+    register(
+        "kafka",
+        kafka_engine,
+        [
+            Feature(
+                "kafka",
+                name,
+                {engine: why for engine, lacking in kafka.MISSING.items() if name in lacking},
+                kafka.REMEDY,
+            )
+            for name, why in kafka.FEATURES.items()
+        ],
     )
 
 

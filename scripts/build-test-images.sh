@@ -6,6 +6,8 @@
 #   pytest-commons/mariadb:10.11       docker/images/mariadb
 #   pytest-commons/redis:7             docker/images/redis
 #   pytest-commons/kafka:tansu         docker/images/kafka
+#   pytest-commons/kafka:4.1.1         docker/images/kafka-apache (+ Apache Kafka's pinned jars,
+#                                      staged from `pytest-commons fetch kafka`)
 #   pytest-commons/localstack:moto     docker/images/localstack
 #   pytest-commons/mockserver:engine   docker/images/mockserver (+ the engine's source, staged)
 #   pytest-commons/mockserver:5.15.0   docker/images/mockserver-java (+ the pinned MockServer jar
@@ -31,12 +33,13 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LABEL=org.pytest-commons.context-hash
 BASE_TAG=pytest-commons/debian:bookworm
 SUITE=bookworm
-ALL_IMAGES=(postgres mariadb redis kafka localstack mockserver mockserver-java)
+ALL_IMAGES=(postgres mariadb redis kafka kafka-apache localstack mockserver mockserver-java)
 declare -A TAGS=(
   [postgres]=pytest-commons/postgres:15
   [mariadb]=pytest-commons/mariadb:10.11
   [redis]=pytest-commons/redis:7
   [kafka]=pytest-commons/kafka:tansu
+  [kafka-apache]=pytest-commons/kafka:4.1.1
   [localstack]=pytest-commons/localstack:moto
   [mockserver]=pytest-commons/mockserver:engine
   [mockserver-java]=pytest-commons/mockserver:5.15.0
@@ -142,13 +145,26 @@ DPKG
 # Images that ship project code get a staged copy of the context with that code under src/
 # (the hash then covers the code too). mockserver: the engine (standard library only).
 stage_context() {
-  local name=$1 dir="$ROOT/docker/images/$1" staged jar
+  local name=$1 dir="$ROOT/docker/images/$1" staged jar jars
   if [ "$name" = mockserver-java ]; then
     staged="$STAGE_ROOT/$name"
     rm -rf "$staged"; mkdir -p "$staged"
     cp -a "$dir/." "$staged/"
     jar=$(python -m pytest_commons.cli fetch mockserver | sed -n 's/^mockserver: //p')
     cp "$jar" "$staged/"
+    echo "$staged"
+    return
+  fi
+  if [ "$name" = kafka-apache ]; then
+    # the jars the local backend runs, checked against their pinned SHA-256 sums
+    jars=$(python -c 'from pytest_commons._settings import Settings
+from pytest_commons.services import kafka_dist
+print(kafka_dist.fetch(Settings.from_env().cache_dir(), log=lambda line: None))') \
+      || { say "pytest-commons fetch kafka failed: cannot build ${TAGS[$name]}"; exit 1; }
+    staged="$STAGE_ROOT/$name"
+    rm -rf "$staged"; mkdir -p "$staged"
+    cp -a "$dir/." "$staged/"
+    cp -a "$jars" "$staged/jars"
     echo "$staged"
     return
   fi

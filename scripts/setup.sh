@@ -53,6 +53,11 @@ if command -v java >/dev/null; then
   echo "setup: pytest-commons fetch mockserver"
   python -m pytest_commons.cli fetch mockserver
 fi
+# Apache Kafka for the local backend (jars from Maven Central, checked against pinned SHA-256
+# sums; needs Java 17+ to run). Without it the local backend serves Kafka with Tansu.
+echo "setup: pytest-commons fetch kafka"
+python -m pytest_commons.cli fetch kafka \
+  || echo "setup: warning: Apache Kafka could not be fetched; the local Kafka backend uses Tansu"
 
 if [ "${COMMONS_SKIP_DOCKER:-0}" != "1" ] && [ -f scripts/build-test-images.sh ]; then
   echo "setup: Docker engine and test images (COMMONS_SKIP_DOCKER=1 skips this)"

@@ -371,7 +371,10 @@ def test_requires_names_the_engine_and_the_remedy(
     )
     result.assert_outcomes(**{"skipped" if missing == "skip" else "errors": 1})
     result.stdout.fnmatch_lines(
-        ["*mockserver: commons does not honour templates (*--mockserver-engine=java*"]
+        [
+            "*mockserver: templates: the commons engine does not honour templates: "
+            "*--mockserver-engine=java*"
+        ]
     )
 
 
