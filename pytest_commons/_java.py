@@ -21,7 +21,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+#: where the HTTPS fallback (no ``mvn`` here) downloads pinned jars from: the URL of a Maven
+#: repository (Maven Central or a mirror of it), from the environment; mvn knows its own.
+MAVEN_REPO_ENV = "PYTEST_COMMONS_MAVEN_REPO"
+
+
+def maven_repo() -> str:
+    """The Maven repository URL for HTTPS downloads; :class:`FetchError` when none is set."""
+    repo = os.environ.get(MAVEN_REPO_ENV, "").strip().rstrip("/")
+    if not repo:
+        raise FetchError(
+            f"mvn is not installed and ${MAVEN_REPO_ENV} is not set: install Maven "
+            f"(apt-get install maven) or set ${MAVEN_REPO_ENV} to the URL of Maven Central or "
+            "a mirror of it"
+        )
+    return repo
 _VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
 
 
@@ -76,7 +90,7 @@ class MavenArtifact:
     @property
     def url(self) -> str:
         return (
-            f"{MAVEN_CENTRAL}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/"
+            f"{maven_repo()}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/"
             f"{self.filename}"
         )
 

@@ -61,7 +61,11 @@ debian_mirror() {
   uri=$( { grep -hE '^\s*URIs:' "${files[@]}" 2>/dev/null | awk '{ for (i = 2; i <= NF; i++) print $i }'
            grep -hE '^\s*deb\s' "${files[@]}" 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '{ print $2 }'
          } | grep -E '/debian/?$' | grep -v -- '-security' | head -n 1)
-  echo "${uri:-http://deb.debian.org/debian}"
+  if [ -z "$uri" ]; then
+    say "no Debian mirror in this machine's apt sources: set DEBIAN_MIRROR=<the mirror's URL>"
+    exit 1
+  fi
+  echo "$uri"
 }
 
 # sha256 over the names and contents of the files in a build context (sorted, stable).

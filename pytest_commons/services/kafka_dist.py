@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
 JAVA_MIN = 17
-MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 COMPLETE = ".complete"
 
 #: (group, artifact, version, sha256) of every runtime jar, as resolved by Maven from
@@ -400,7 +399,7 @@ def fetch(
     cache_dir: Path,
     *,
     use_mvn: bool | None = None,
-    repo: str = MAVEN_CENTRAL,
+    repo: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Put the pinned jars in ``<cache>/kafka-<version>/jars`` and return that directory.
@@ -422,7 +421,9 @@ def fetch(
         if mvn:
             _fetch_mvn(mvn, staging, log)
         else:
-            _fetch_https(staging, repo, log)
+            from pytest_commons._java import maven_repo
+
+            _fetch_https(staging, repo or maven_repo(), log)
         wanted = {jar_name(a, v): sha for _g, a, v, sha in JARS}
         for name, sha in wanted.items():
             path = staging / name
