@@ -36,6 +36,8 @@ def maven_repo() -> str:
             "a mirror of it"
         )
     return repo
+
+
 _VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
 
 
