@@ -54,7 +54,7 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    return Settings(lambda key: _options.get(config, key))
+    return Settings(lambda key: _options.get(config, key), lambda key: _options.source(config, key))
 
 
 @pytest.hookimpl(trylast=True)
@@ -62,8 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for meta in SERVICES.values():
         config.addinivalue_line("markers", f"{meta.name}: {meta.marker_help}")
     # validate every option now, so a bad value is a usage error before any test runs
-    for key in _options.OPTIONS:
-        _options.get(config, key)
+    _options.validate(config)
     order = _options.backend_order(config)
     config.stash[MISSING_KEY] = _options.services_missing(config)
     if _is_worker(config):

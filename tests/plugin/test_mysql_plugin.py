@@ -149,7 +149,7 @@ def test_malformed_url_fails_with_an_example(
     )
 
 
-def test_unreachable_external_server_times_out_with_remedy(
+def test_refused_external_server_fails_at_once_with_remedy(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     from pytest_commons.backends.local import free_port
@@ -159,7 +159,10 @@ def test_unreachable_external_server_times_out_with_remedy(
     result = pytester.runpytest_subprocess("--mysql-backend=external", "--service-start-timeout=1")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*mysql (external backend): not ready after 1 s*", "*remedy*PYTEST_COMMONS_MYSQL_URL*"]
+        [
+            "*mysql (external backend): 127.0.0.1:* refused the connection*",
+            "*remedy*PYTEST_COMMONS_MYSQL_URL*",
+        ]
     )
 
 
