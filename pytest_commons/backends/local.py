@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pytest_commons._cleanup import kill_process_group
 from pytest_commons._lock import FileLock
@@ -106,6 +106,14 @@ def copy_datadir(cache: Path, datadir: Path, user: tuple[int, int] | None) -> No
     os.chmod(datadir, 0o700)
 
 
+def open_log(path: str) -> IO[bytes]:
+    """A server log for appending, readable by its owner only (mode 0600: it may show
+    queries, names and paths other local users have no business reading)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -150,7 +158,13 @@ class LocalBackend(Backend):
         _CHILDREN.append(proc)
         return proc
 
-    def _wait(self, spec: AnySpec, inst: Instance, proc: subprocess.Popen[bytes]) -> str:
+    def _wait(
+        self,
+        spec: AnySpec,
+        inst: Instance,
+        proc: subprocess.Popen[bytes],
+        info: dict[str, Any] | None = None,
+    ) -> str:
         def exited() -> str | None:
             code = proc.poll()
             return None if code is None else _describe_exit(code)
@@ -158,7 +172,7 @@ class LocalBackend(Backend):
         return wait_ready(
             spec,
             self.name,
-            spec.info_from_dict(inst.info),
+            spec.info_from_dict(info or inst.info),
             self.settings.start_timeout(),
             exited=exited,
             log_tail=lambda: read_tail(inst.log_path),
@@ -185,7 +199,7 @@ class LocalBackend(Backend):
             port = free_port()
             launch = spec.local_launch(datadir, port, user)
             run_user = list(user) if (user and launch.run_as_server_user) else None
-            with open(log_path, "ab") as log:
+            with open_log(log_path) as log:
                 try:
                     proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
                 except OSError as exc:  # e.g. a binary built for another architecture
@@ -205,12 +219,14 @@ class LocalBackend(Backend):
                 server_user=run_user,
                 stop_signal=int(launch.stop_signal),
                 log_path=log_path,
-                paths=[str(sdir)],
+                paths=[str(sdir), *launch.paths],
                 extra={"datadir": str(datadir), "graceful_signal": int(launch.graceful_signal)},
             )
             ctx.write(inst)
             try:
-                inst.version = self._wait(spec, inst, proc)
+                inst.version = self._wait(spec, inst, proc, launch.ready_info)
+                if launch.ready_info is not None:
+                    self._secure(spec, launch, inst)
             except ServiceStartError as exc:
                 kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
                 port_lost = any(m in exc.log_tail for m in launch.port_in_use_markers)
@@ -226,6 +242,18 @@ class LocalBackend(Backend):
             return inst
         raise AssertionError("unreachable")
 
+    def _secure(self, spec: AnySpec, launch: LocalLaunch, inst: Instance) -> None:
+        try:
+            spec.local_secure(launch)
+        except Exception as exc:
+            raise ServiceStartError(
+                spec.name,
+                self.name,
+                f"setting the run's credentials failed: {type(exc).__name__}: {exc}",
+                log_tail=read_tail(inst.log_path),
+                log_path=inst.log_path,
+            ) from exc
+
     # fault injection --------------------------------------------------------------------------
     def stop_only(self, instance: Instance) -> None:
         if instance.pid:
@@ -234,7 +262,7 @@ class LocalBackend(Backend):
 
     def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
         self.stop_only(instance)
-        with open(instance.log_path, "ab") as log:
+        with open_log(instance.log_path) as log:
             proc = self._spawn(
                 instance.argv,
                 instance.env,
