@@ -136,7 +136,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     line = f"commons: backends auto = {order}; missing services → {config.stash[MISSING_KEY]}"
     if forced:
         line += f"; forced {', '.join(forced)}"
-    return [line]
+    from pytest_commons._run import RUNTIME_NOTES
+    from pytest_commons._settings import NOTES
+
+    _settings(config).cache_dir()  # checked now, so that a fallback is in the header
+    return [line, *(f"commons: {note}" for note in (*RUNTIME_NOTES, *NOTES))]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
