@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -269,6 +271,16 @@ def test_kafka_broker_advertising_an_unreachable_listener_is_refused(
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
+        # a refused port fails at once (nothing listens), so wait until the broker listens
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except ConnectionRefusedError:
+                assert broker.poll() is None, "the broker exited"
+                assert time.monotonic() < deadline, "the broker did not listen within 30 s"
+                time.sleep(0.01)
         message = start_external(run, "kafka", f"127.0.0.1:{port}", timeout="30")
     finally:
         broker.kill()
