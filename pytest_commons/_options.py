@@ -32,6 +32,7 @@ class Option:
     flag: bool = False
     env_override: str | None = None
     extra_env: tuple[str, ...] = field(default=())
+    group: str = "commons"
     #: how the value is checked at configure time: "seconds" (a finite number > 0), "path"
     #: (an explicit binary or directory that must exist) or "" (free text)
     kind: str = ""
@@ -112,6 +113,14 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         kind="path",
     ),
     Option(
+        "mockserver_engine",
+        "Engine of the local MockServer backend: auto (default: the real MockServer when "
+        "Java 8+ and its jar are here, see `pytest-commons fetch mockserver`; else "
+        "pytest-commons' own engine), java, commons.",
+        default="auto",
+        choices=("auto", "java", "commons"),
+    ),
+    Option(
         "aws_allowed_hosts",
         "Comma separated non-loopback hosts the AWS endpoint may point at (default: loopback "
         "only, so a run can never touch a real AWS account).",
@@ -168,9 +177,15 @@ def register(option: Option) -> None:
     OPTIONS[option.key] = option
 
 
+GROUPS = {
+    "commons": "pytest-commons: real services for tests",
+    "commons-pact": "pytest-commons: consumer-driven contracts (Pact)",
+}
+
+
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("commons", "pytest-commons: real services for tests")
     for opt in OPTIONS.values():
+        group = parser.getgroup(opt.group, GROUPS.get(opt.group, opt.group))
         text = f"{opt.help} [ini: {opt.key}; env: {opt.env}]"
         if opt.flag:
             group.addoption(
@@ -274,8 +289,11 @@ def validate(config: pytest.Config) -> None:
         if problem is None and value:
             problem = _url_problem(config, key, value)
         if problem:
+            from pytest_commons.services.base import mask_url
+
+            shown = mask_url(value) if value and "://" in value else value
             raise pytest.UsageError(
-                f"pytest-commons: {key}={value!r} (from {source(config, key)}) {problem}; "
+                f"pytest-commons: {key}={shown!r} (from {source(config, key)}) {problem}; "
                 f"set it with {opt.cli}, ${opt.env} or ini {opt.key}"
             )
 

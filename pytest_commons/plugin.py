@@ -61,6 +61,9 @@ def _settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     for meta in SERVICES.values():
         config.addinivalue_line("markers", f"{meta.name}: {meta.marker_help}")
+    from pytest_commons import requires
+
+    config.addinivalue_line("markers", f"{requires.MARKER}: {requires.MARKER_HELP}")
     # validate every option now, so a bad value is a usage error before any test runs
     _options.validate(config)
     order = _options.backend_order(config)
@@ -104,8 +107,29 @@ def services_of(item: pytest.Item) -> list[str]:
     return [svc for svc in SERVICES if f"{svc}_service" in names]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires``: after the fixtures, skip (or fail under
+    ``--services-missing=fail``) when the serving engine lacks a required feature."""
+    if item.get_closest_marker("requires") is None:
+        return
+    from pytest_commons import requires
+
+    request: pytest.FixtureRequest = item._request  # type: ignore[attr-defined]
+    reason = requires.missing(item, lambda svc: request.getfixturevalue(f"{svc}_service"))
+    if reason is None:
+        return
+    if item.config.stash[MISSING_KEY] == "fail":
+        pytest.fail(f"{reason} [--services-missing=fail]", pytrace=False)
+    pytest.skip(reason)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        if item.get_closest_marker("requires") is not None:
+            from pytest_commons import requires
+
+            requires.validate(item)
         for svc in services_of(item):
             item.add_marker(svc)
 

@@ -8,6 +8,8 @@
 #   pytest-commons/kafka:tansu         docker/images/kafka
 #   pytest-commons/localstack:moto     docker/images/localstack
 #   pytest-commons/mockserver:engine   docker/images/mockserver (+ the engine's source, staged)
+#   pytest-commons/mockserver:5.15.0   docker/images/mockserver-java (+ the pinned MockServer jar
+#                                      from the cache, staged; `pytest-commons fetch mockserver`)
 #
 # Idempotent and fast when nothing changed: every image carries the label
 # org.pytest-commons.context-hash (sha256 of its build context, plus the base image's id for
@@ -29,7 +31,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LABEL=org.pytest-commons.context-hash
 BASE_TAG=pytest-commons/debian:bookworm
 SUITE=bookworm
-ALL_IMAGES=(postgres mariadb redis kafka localstack mockserver)
+ALL_IMAGES=(postgres mariadb redis kafka localstack mockserver mockserver-java)
 declare -A TAGS=(
   [postgres]=pytest-commons/postgres:15
   [mariadb]=pytest-commons/mariadb:10.11
@@ -37,6 +39,7 @@ declare -A TAGS=(
   [kafka]=pytest-commons/kafka:tansu
   [localstack]=pytest-commons/localstack:moto
   [mockserver]=pytest-commons/mockserver:engine
+  [mockserver-java]=pytest-commons/mockserver:5.15.0
 )
 
 say() { echo "build-test-images: $*" >&2; }
@@ -139,7 +142,16 @@ DPKG
 # Images that ship project code get a staged copy of the context with that code under src/
 # (the hash then covers the code too). mockserver: the engine (standard library only).
 stage_context() {
-  local name=$1 dir="$ROOT/docker/images/$1" staged
+  local name=$1 dir="$ROOT/docker/images/$1" staged jar
+  if [ "$name" = mockserver-java ]; then
+    staged="$STAGE_ROOT/$name"
+    rm -rf "$staged"; mkdir -p "$staged"
+    cp -a "$dir/." "$staged/"
+    jar=$(python -m pytest_commons.cli fetch mockserver | sed -n 's/^mockserver: //p')
+    cp "$jar" "$staged/"
+    echo "$staged"
+    return
+  fi
   if [ "$name" != mockserver ]; then echo "$dir"; return; fi
   staged="$STAGE_ROOT/$name"
   rm -rf "$staged"; mkdir -p "$staged"

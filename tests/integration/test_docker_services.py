@@ -5,8 +5,9 @@ runs in a child pytest with ``--<svc>-backend=docker`` and must pass. Images com
 ``scripts/build-test-images.sh`` (no registry here): ``pytest-commons/kafka:tansu`` (Tansu, so
 the Tansu-deviation tests skip, keyed off the broker, not the backend),
 ``pytest-commons/localstack:moto`` (moto behind the LocalStack contract) and
-``pytest-commons/mockserver:engine`` (pytest-commons' own engine; the Java MockServer image
-cannot be had here). Without Docker or the images these skip; under CI they fail.
+``pytest-commons/mockserver:engine`` (pytest-commons' own engine) and
+``pytest-commons/mockserver:5.15.0`` (the real MockServer, built from the pinned jar).
+Without Docker or the images these skip; under CI they fail.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ IMAGES = {
     "kafka": "pytest-commons/kafka:tansu",
     "aws": "pytest-commons/localstack:moto",
     "mockserver": "pytest-commons/mockserver:engine",
+    "mockserver-java": "pytest-commons/mockserver:5.15.0",
 }
 # skips that are right on these images; any other skip fails the test
 EXPECTED_SKIPS = {
@@ -36,6 +38,7 @@ EXPECTED_SKIPS = {
         "restarts the shared engine process: local backend",
     ),
 }
+EXPECTED_SKIPS["mockserver-java"] = EXPECTED_SKIPS["mockserver"]
 # tests that assume the local backend's engine, not the docker contract (see docs/docker.md,
 # "Known gaps"); each with the reason
 DESELECT: dict[str, dict[str, str]] = {
@@ -49,6 +52,7 @@ DESELECT: dict[str, dict[str, str]] = {
         "test_aws_environ_for_in_process_code": "needs the access-key account rule",
     },
     "mockserver": {},
+    "mockserver-java": {},
 }
 
 
@@ -70,19 +74,21 @@ def present_images() -> set[str]:
     )
 
 
-@pytest.mark.parametrize("service", ["kafka", "aws", "mockserver"])
+@pytest.mark.parametrize("variant", ["kafka", "aws", "mockserver", "mockserver-java"])
 def test_integration_suite_passes_on_docker(
-    present_images: set[str], service: str, tmp_path: Path
+    present_images: set[str], variant: str, tmp_path: Path
 ) -> None:
+    """mockserver-java: the real MockServer 5.15.0 in the image built from the pinned jar."""
+    service = variant.partition("-")[0]
     suite = HERE / f"test_{service}.py"
     if not suite.exists():
         pytest.skip(f"{suite.name} is not part of this tree")
-    image = IMAGES[service]
+    image = IMAGES[variant]
     if image not in present_images:
         _missing(f"image {image} is not built (bash scripts/build-test-images.sh)")
     deselect = [
         arg
-        for name in DESELECT[service]
+        for name in DESELECT[variant]
         for arg in ("--deselect", f"{suite.relative_to(ROOT).as_posix()}::{name}")
         if f"def {name}(" in suite.read_text()
     ]
@@ -115,7 +121,7 @@ def test_integration_suite_passes_on_docker(
         line
         for line in out.splitlines()
         if line.startswith("SKIPPED")
-        and not any(reason in line for reason in EXPECTED_SKIPS[service])
+        and not any(reason in line for reason in EXPECTED_SKIPS[variant])
     ]
     assert not unexpected, "\n".join(unexpected)
 

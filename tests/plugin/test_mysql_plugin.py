@@ -134,18 +134,15 @@ def test_server_that_dies_at_start_fails_with_its_log(
     )
 
 
-def test_malformed_url_fails_with_an_example(
+def test_malformed_url_is_a_usage_error(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", "postgresql://root@127.0.0.1:3306/x")
     pytester.makepyfile(MYSQL_TEST)
     result = pytester.runpytest_subprocess("--mysql-backend=external")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*mysql (external backend): malformed PYTEST_COMMONS_MYSQL_URL*scheme must be mysql://*",
-            "*remedy*mysql://user:password@host:port/dbname*",
-        ]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*mysql_url=*(from $PYTEST_COMMONS_MYSQL_URL) is malformed*scheme must be mysql://*"]
     )
 
 
