@@ -268,7 +268,7 @@ class Kafka:
         except Exception as exc:
             pytest.fail(
                 f"kafka: creating topic {topic!r} ({partitions} partitions) on "
-                f"{self.bootstrap_servers} failed: {exc}",
+                f"{self.bootstrap_servers} failed: {_reason(exc, timeout)}",
                 pytrace=False,
             )
         self.topics.append(topic)
@@ -629,3 +629,14 @@ class Kafka:
         self.topics, self.group_ids = [], []
         if problems:
             warnings.warn("kafka fixture cleanup: " + "; ".join(problems), stacklevel=1)
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    """A readable reason for a failed admin request: a future that timed out has an empty
+    message of its own."""
+    text = str(exc).strip()
+    if text:
+        return text
+    if isinstance(exc, TimeoutError):  # concurrent.futures.TimeoutError is this class
+        return f"no answer from the broker within {timeout:g} s (TimeoutError)"
+    return type(exc).__name__

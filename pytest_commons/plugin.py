@@ -54,7 +54,7 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    return Settings(lambda key: _options.get(config, key))
+    return Settings(lambda key: _options.get(config, key), lambda key: _options.source(config, key))
 
 
 @pytest.hookimpl(trylast=True)
@@ -65,8 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line("markers", f"{requires.MARKER}: {requires.MARKER_HELP}")
     # validate every option now, so a bad value is a usage error before any test runs
-    for key in _options.OPTIONS:
-        _options.get(config, key)
+    _options.validate(config)
     order = _options.backend_order(config)
     config.stash[MISSING_KEY] = _options.services_missing(config)
     if _is_worker(config):
@@ -161,7 +160,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     line = f"commons: backends auto = {order}; missing services → {config.stash[MISSING_KEY]}"
     if forced:
         line += f"; forced {', '.join(forced)}"
-    return [line]
+    from pytest_commons._run import RUNTIME_NOTES
+    from pytest_commons._settings import NOTES
+
+    _settings(config).cache_dir()  # checked now, so that a fallback is in the header
+    return [line, *(f"commons: {note}" for note in (*RUNTIME_NOTES, *NOTES))]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

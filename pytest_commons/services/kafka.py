@@ -336,7 +336,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         if explicit:
             if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
                 return explicit, ""
-            return None, (f"PYTEST_COMMONS_KAFKA_TANSU_PATH={explicit!r} is not an executable file")
+            return None, f"{self.settings.named('kafka_tansu_path')} is not an executable file"
         bundled = _bundled_tansu()
         if bundled is not None:
             if os.access(bundled, os.X_OK):

@@ -61,6 +61,17 @@ GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'root'@'::1';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'::1' WITH GRANT OPTION;
 """
+# Run at every start of a local server (--init-file): root needs the run's password (the cached
+# data directory has none, so that no password outlives its run). The file is 0600 in the
+# server's 0700 data directory.
+SECURE_SQL = """\
+ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '{password}';
+ALTER USER IF EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '{password}';
+ALTER USER IF EXISTS 'root'@'::1' IDENTIFIED BY '{password}';
+DROP USER IF EXISTS ''@'localhost';
+DROP USER IF EXISTS ''@'{hostname}';
+DROP USER IF EXISTS 'root'@'{hostname}';
+"""
 _IDENT = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 _FLAVOURS: dict[tuple[str, int], str] = {}
 
@@ -281,7 +292,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
         if server is None:
             if explicit:
                 return (
-                    f"no executable server at PYTEST_COMMONS_MYSQL_SERVER={explicit}",
+                    f"no executable server at {self.settings.named('mysql_server')}",
                     "point it at a mariadbd or mysqld binary, or unset it",
                 )
             return (
@@ -448,10 +459,24 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
     ) -> LocalLaunch:
         server = self.server_binary()
         assert server is not None
+        init_file = datadir / "commons-init.sql"
+        import socket
+
+        hostname = socket.gethostname().replace("'", "")  # install-db made root@<hostname>
+        init_file.write_text(SECURE_SQL.format(password=self.run_password, hostname=hostname))
+        # SELECT … INTO OUTFILE / LOAD DATA INFILE only in an empty directory of the server's
+        files = datadir.parent / "files"
+        files.mkdir(mode=0o700, exist_ok=True)
+        for path in (init_file, files):
+            os.chmod(path, 0o600 if path.is_file() else 0o700)
+            if server_user is not None:
+                os.chown(path, *server_user)
         argv = [
             str(server),
             "--no-defaults",  # must come first
             f"--datadir={datadir}",
+            f"--init-file={init_file}",
+            f"--secure-file-priv={files}",
             f"--port={port}",
             "--bind-address=127.0.0.1",
             f"--socket={datadir}/mysqld.sock",
@@ -462,7 +487,9 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
         ]
         return LocalLaunch(
             argv=argv,
-            info=MysqlInfo(host="127.0.0.1", port=port, user="root").to_dict(),
+            info=MysqlInfo(
+                host="127.0.0.1", port=port, user="root", password=self.run_password
+            ).to_dict(),
             # as root, the server runs as the unprivileged server user (no --user needed)
             run_as_server_user=True,
             stop_signal=signal.SIGKILL,  # the data is thrown away anyway

