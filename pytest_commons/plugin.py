@@ -120,7 +120,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if reason is None:
         return
     if item.config.stash[MISSING_KEY] == "fail":
-        pytest.fail(f"{reason} [--services-missing=fail]", pytrace=False)
+        pytest.fail(
+            f"{reason}\n  (failing because --services-missing=fail, the default when $CI is set)",
+            pytrace=False,
+        )
     pytest.skip(reason)
 
 
