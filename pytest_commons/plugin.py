@@ -42,10 +42,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("commons_services_doctor", default=None):
-        from pytest_commons.cli import _print_doctor, doctor_report
+        from pytest_commons.cli import _print_doctor, doctor_exit_code, doctor_report
 
-        _print_doctor(doctor_report(_settings(config)))
-        return 0
+        report = doctor_report(_settings(config))
+        _print_doctor(report)
+        return doctor_exit_code(report)  # 1: a service the settings ask for can't be served
     return None
 
 
