@@ -2,16 +2,53 @@
 
 Each ``with`` opens the file anew, so two threads of one process exclude each other as two
 processes do; the kernel drops the lock when its holder dies (kill -9 included), so a lock is
-never stale. (The ``filelock`` package did this before, at ≈10 ms of imports per pytest start.)
+never stale. Where there is no ``fcntl`` (Windows), the ``filelock`` package (a dependency)
+locks instead; it is imported only there (its imports cost ≈10 ms per pytest start), and
+``fcntl`` is imported on the first lock, not with the plugin.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+
+def _fcntl() -> Any:
+    """The ``fcntl`` module, or None where the platform has none."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
+
+
+def portable_lock_module() -> Any:
+    """The ``filelock`` module, for platforms without ``fcntl``.
+
+    The plugin imports it in ``pytest_configure`` (main thread) on such platforms: off Windows
+    filelock warns on import that only its soft lock is left — the lock this platform has — and
+    the filter that silences it must not race the per-test warning filters of the main thread.
+    """
+    import sys
+
+    module = sys.modules.get("filelock")
+    if module is not None:
+        return module
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "only soft file lock", UserWarning)
+        import filelock
+    return filelock
+
+
+def prepare() -> None:
+    """Import what locking needs here, now (see :func:`portable_lock_module`)."""
+    if _fcntl() is None:
+        portable_lock_module()
 
 
 class FileLock:
@@ -35,6 +72,14 @@ class FileLock:
         if depth:
             self._local.depth = depth + 1
             return
+        fcntl = _fcntl()
+        if fcntl is None:
+            filelock = portable_lock_module()
+            # thread_local=False: this object counts re-entry per thread itself
+            portable = filelock.FileLock(self.path, thread_local=False)
+            portable.acquire()
+            self._local.fd, self._local.depth = portable, 1
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -50,6 +95,10 @@ class FileLock:
         self._local.depth = depth - 1
         if depth == 1:
             fd, self._local.fd = self._local.fd, None
+            if not isinstance(fd, int):  # a filelock.FileLock (no fcntl here)
+                fd.release()
+                return
+            fcntl = _fcntl()
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:

@@ -48,6 +48,16 @@ def _unusable(base: str) -> str:
     return ""
 
 
+def _uid() -> int | str:
+    """The user id (POSIX), or the login name where there are no uids (Windows)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        return int(getuid())
+    import getpass
+
+    return getpass.getuser()
+
+
 def runtime_root() -> Path:
     """A private directory for run data, on RAM-backed storage when the machine has it (and it
     is writable with room to spare), else in the temporary directory on disk."""
@@ -66,13 +76,14 @@ def runtime_root() -> Path:
         if why:
             passed_over.append(f"{base}: {why}")
             continue
-        root = Path(base) / f"pytest-commons-{os.getuid()}"
+        uid = _uid()
+        root = Path(base) / f"pytest-commons-{uid}"
         try:
             root.mkdir(mode=0o711, exist_ok=True)
         except OSError:
             continue
         st = root.stat()
-        if st.st_uid != os.getuid():
+        if hasattr(os, "getuid") and st.st_uid != uid:
             continue
         os.chmod(root, 0o711)  # servers running as another user must reach their data dirs
         if passed_over:
@@ -108,8 +119,18 @@ exec "$python" -m pytest_commons._reaper --reap "$run_dir"
 """
 
 
+# Starts "$@" in the background, detached from the caller, and prints its pid: $1 is the log.
+_DETACH_SH = 'log=$1; shift; "$@" </dev/null >/dev/null 2>>"$log" & echo $!'
+
+
 def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of a process (guards against pid reuse), or None if it is gone."""
+    """The kernel's start time of a process (guards against pid reuse), or None if it is gone.
+
+    ``"?"`` when it cannot be told: on Windows, where ``os.kill(pid, 0)`` would send CTRL_C_EVENT
+    rather than probe, every process counts as alive (nothing is reaped that may still run).
+    """
+    if os.name == "nt":
+        return "?"
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()[19]
@@ -240,27 +261,40 @@ class RunContext:
 
     # reaper ----------------------------------------------------------------------------------
     def ensure_reaper(self) -> None:
-        """Start, once per run, the process that cleans up if the owner dies (kill -9)."""
+        """Start, once per run, the process that cleans up if the owner dies (kill -9).
+
+        The reaper is detached (started by a shell that exits at once), so this process holds no
+        ``Popen`` of a process that outlives it (``ResourceWarning: subprocess … is still
+        running`` under ``-W error``) and leaves no zombie behind.
+        """
         marker = self.run_dir / "reaper.pid"
         with FileLock(str(self.run_dir / "reaper.lock")):
             if marker.exists():
                 return
-            if os.path.exists("/proc/self/stat") and os.path.exists("/bin/sh"):
+            if not os.path.exists("/bin/sh"):
+                # Windows: no detached watcher (and no safe liveness probe); the containers of a
+                # killed run are removed by `pytest-commons down` (docs/platforms in README)
+                marker.write_text("")
+                return
+            if os.path.exists("/proc/self/stat"):
                 # a shell loop watches (≈2 ms to start, against ≈100 ms of CPU for a Python
                 # interpreter beside pytest); Python runs only if there is something to reap
                 cmd = ["/bin/sh", "-c", _WATCH_SH, "commons-reaper"]
             else:
                 cmd = [sys.executable, "-m", "pytest_commons._reaper", "--watch"]
-            with open(self.run_dir / "reaper.log", "ab") as log:
-                proc = subprocess.Popen(
-                    [*cmd, str(self.owner_pid), str(self.run_dir), sys.executable],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            marker.write_text(str(proc.pid))
+            cmd += [str(self.owner_pid), str(self.run_dir), sys.executable]
+            log = str(self.run_dir / "reaper.log")
+            spawned = subprocess.run(
+                ["/bin/sh", "-c", _DETACH_SH, "commons-detach", log, *cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                check=True,
+                text=True,
+            )
+            marker.write_text(spawned.stdout.strip())
 
     @classmethod
     def reuse(cls) -> RunContext:

@@ -1,15 +1,19 @@
 """``pytest-commons``: look at and clean up what the plugin runs.
 
-pytest-commons doctor [--json]   what each service can run on here, and why not
-pytest-commons list   [--json]   services kept by --reuse-services and runs in progress
+pytest-commons doctor [--json] [--require SERVICE]
+        what each service can run on here, and why not; exits 1 when a service the settings
+        ask for (a forced --<service>-backend, a configured URL, or --require) cannot be served
+pytest-commons list   [--json]   services kept by --reuse-services, as URLs to paste
 pytest-commons down              stop every kept service (and its containers)
 pytest-commons fetch NAME [--https]   put a pinned engine (e.g. the MockServer jar) in the cache
+pytest-commons --version
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -25,13 +29,20 @@ FETCHABLE: dict[str, str] = {
 }
 
 
-def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
-    """Per service and backend: available, or the reason and the remedy."""
+def doctor_report(
+    settings: Settings | None = None, require: list[str] | None = None
+) -> dict[str, Any]:
+    """Per service and backend: available, or the reason and the remedy; ``asked``: the
+    services the settings ask for and whether each can be served here."""
     from pytest_commons.backends.base import get_backend
     from pytest_commons.errors import BackendUnavailable
     from pytest_commons.registry import load_spec
 
     settings = settings or Settings.from_env()
+    require = list(require or ())
+    unknown = [name for name in require if name not in SERVICES]
+    if unknown:
+        raise ValueError(f"unknown service {', '.join(unknown)}: use {', '.join(SERVICES)}")
     report: dict[str, Any] = {
         "services": {},
         "cache_dir": str(settings.cache_dir()),
@@ -76,7 +87,48 @@ def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
         else []
     )
     report["kept"] = [_describe(i) for i in RunContext.reuse().instances()]
+    report["asked"] = _asked(report, settings, require)
     return report
+
+
+def _asked(
+    report: dict[str, Any], settings: Settings, require: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The services the settings ask for, and whether a backend here can serve each.
+
+    Asked for: ``--<service>-backend`` other than auto, a configured URL (external backend),
+    or named in ``require`` (``pytest-commons doctor --require redis``).
+    """
+    from pytest_commons._options import DEFAULT_BACKEND_ORDER
+
+    order = [
+        b.strip()
+        for b in (settings.get("backend_order") or DEFAULT_BACKEND_ORDER).split(",")
+        if b.strip()
+    ]
+    asked: dict[str, dict[str, Any]] = {}
+    for name, meta in SERVICES.items():
+        forced = settings.get(f"{name}_backend") or "auto"
+        url_key = f"{name}_{meta.url_key}" if "external" in meta.backends else None
+        why = ([f"{name}_backend={forced}"] if forced != "auto" else []) + (
+            [f"{url_key} is set"] if url_key and settings.get(url_key) else []
+        )
+        if name in require:
+            why.append("--require")
+        if not why:
+            continue
+        entry = report["services"][name]
+        candidates = [forced] if forced != "auto" else [b for b in order if b in meta.backends]
+        usable = [
+            b for b in candidates if entry.get("backends", {}).get(b, {}).get("available", False)
+        ]
+        driver_ok = entry.get("driver") == "ok"
+        asked[name] = {
+            "because": why,
+            "backend": usable[0] if usable and driver_ok else None,
+            "servable": bool(usable) and driver_ok,
+        }
+    return asked
 
 
 def _describe(inst: Instance) -> dict[str, Any]:
@@ -85,10 +137,24 @@ def _describe(inst: Instance) -> dict[str, Any]:
         "service": inst.service,
         "backend": inst.backend,
         "version": inst.version,
+        "url": paste_url(inst),
         "pid": inst.pid,
         "container": inst.container_id[:12],
         "info": info,
     }
+
+
+def paste_url(inst: Instance) -> str:
+    """The instance's URL as a client takes it, with the password masked (``:***@``)."""
+    from pytest_commons.registry import load_spec
+    from pytest_commons.services.base import mask_url
+
+    try:
+        info = load_spec(inst.service, Settings.from_env()).info_from_dict(inst.info)
+    except Exception:  # a record from another version of the plugin: show what it has
+        return f"{inst.info.get('host', '?')}:{inst.info.get('port', '?')}"
+    url = getattr(info, "url", None) or getattr(info, "endpoint_url", None)
+    return mask_url(str(url)) if url else f"{info.host}:{info.port}"
 
 
 def _print_doctor(report: dict[str, Any]) -> None:
@@ -105,7 +171,18 @@ def _print_doctor(report: dict[str, Any]) -> None:
     print(f"cache: {report['cache_dir']} ({len(report['cache'])} entries)")
     print(f"kept services (--reuse-services): {len(report['kept'])}")
     for kept in report["kept"]:
-        print(f"  {kept['service']} {kept['backend']} {kept['version']} {kept['info']}")
+        print(f"  {kept['service']} {kept['backend']} {kept['version']} {kept['url']}")
+    for name, state in report.get("asked", {}).items():
+        because = ", ".join(state["because"])
+        if state["servable"]:
+            print(f"asked for ({because}): {name} → {state['backend']}")
+        else:
+            print(f"asked for ({because}): {name} CANNOT be served here (see above)")
+
+
+def doctor_exit_code(report: dict[str, Any]) -> int:
+    """1 when a service the settings ask for cannot be served here, else 0."""
+    return 1 if any(not s["servable"] for s in report.get("asked", {}).values()) else 0
 
 
 def _fetch(names: list[str], use_mvn: bool | None) -> int:
@@ -126,15 +203,41 @@ def _fetch(names: list[str], use_mvn: bool | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader left (`pytest-commons list --json | head`): stop quietly, and keep the
+        # interpreter's final flush from failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return _EXIT.get("code", 0)
+
+
+_EXIT: dict[str, int] = {}
+
+
+def _main(argv: list[str] | None) -> int:
+    from pytest_commons import __version__
+
     parser = argparse.ArgumentParser(
         prog="pytest-commons",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("doctor", "list"):
         p = sub.add_parser(name)
         p.add_argument("--json", action="store_true")
+    sub.choices["doctor"].add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="a service CI needs (repeatable, or comma separated): exit 1 if none of its "
+        f"backends can serve it here ({', '.join(SERVICES)})",
+    )
     sub.add_parser("down")
     fetch = sub.add_parser("fetch", help="put a pinned engine in the cache")
     fetch.add_argument("what", choices=sorted(FETCHABLE), nargs="+")
@@ -150,12 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fetch":
         return _fetch(args.what, use_mvn=False if args.https else None)
     if args.command == "doctor":
-        report = doctor_report()
+        require = [n.strip() for item in args.require for n in item.split(",") if n.strip()]
+        try:
+            report = doctor_report(require=require)
+        except ValueError as exc:
+            parser.error(str(exc))
+        _EXIT["code"] = doctor_exit_code(report)
         if args.json:
             print(json.dumps(report, indent=2))
         else:
             _print_doctor(report)
-        return 0
+        return _EXIT["code"]
     keep = RunContext.reuse()
     if args.command == "list":
         data: dict[str, list[Any]] = {
@@ -166,10 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(data, indent=2))
         else:
             for kept in data["kept"]:
-                print(
-                    f"{kept['service']:<11} {kept['backend']:<8} {kept['version']:<14} "
-                    f"{kept['info']}"
-                )
+                name, backend, version = kept["service"], kept["backend"], kept["version"]
+                print(f"{name:<11} {backend:<8} {version:<14} {kept['url']}")
             if not data["kept"]:
                 print("no kept services")
         return 0

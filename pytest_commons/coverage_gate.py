@@ -16,6 +16,10 @@ Thresholds live in ``pyproject.toml``::
 Paths are relative to the directory of ``pyproject.toml``. A path that matches no measured file
 is a failure (a gate that silently measures nothing is no gate).
 
+This module is a pytest plugin of its own (entry point ``pytest_commons.coverage_gate`` in the
+``pytest11`` group, option group ``commons-coverage``): ``-p no:commons`` leaves it on,
+``-p no:pytest_commons.coverage_gate`` or ``--coverage-gate=off`` turns it off.
+
 The gate runs
 
 * at the end of a pytest run that pytest-cov measures (``--cov``), in the controller after
@@ -495,10 +499,14 @@ _RESULT = pytest.StashKey[list[str]]()
 _CONFIG = pytest.StashKey[GateConfig]()
 
 
+#: the option group of ``pytest --help``: the gate's own, after the service options' ``commons``
+GROUP = ("commons-coverage", "pytest-commons coverage gate")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("commons", "pytest-commons: real services for tests")
+    group = parser.getgroup(*GROUP)
     if OPTION.key in _options.OPTIONS or any(OPTION.cli in a.names() for a in group.options):
-        return  # added with the rest of the commons options
+        return  # added already
     group.addoption(
         OPTION.cli,
         action="store",

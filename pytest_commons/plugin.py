@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_commons import _options
+from pytest_commons import _options, _progress
 from pytest_commons._run import RunContext, stale_runs
 from pytest_commons._settings import Settings
 from pytest_commons._state import MISSING_KEY, REGISTRY_KEY
@@ -42,15 +42,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("commons_services_doctor", default=None):
-        from pytest_commons.cli import _print_doctor, doctor_report
+        from pytest_commons.cli import _print_doctor, doctor_exit_code, doctor_report
 
-        _print_doctor(doctor_report(_settings(config)))
-        return 0
+        report = doctor_report(_settings(config))
+        _print_doctor(report)
+        return doctor_exit_code(report)  # 1: a service the settings ask for can't be served
     return None
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def _lists_only(config: pytest.Config) -> bool:
+    """``--collect-only``, ``--fixtures``, ``--fixtures-per-test``: runs that run no test, and
+    so start no service. (``--help`` and ``--markers`` end before a session starts.)"""
+    option = config.option
+    return bool(
+        getattr(option, "collectonly", False)
+        or getattr(option, "showfixtures", False)
+        or getattr(option, "show_fixtures_per_test", False)
+    )
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -59,6 +71,10 @@ def _settings(config: pytest.Config) -> Settings:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_commons import _lock
+
+    _lock.prepare()
+    _progress.attach_terminal()
     for meta in SERVICES.values():
         config.addinivalue_line("markers", f"{meta.name}: {meta.marker_help}")
     from pytest_commons import requires
@@ -139,7 +155,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if config.option.collectonly or REGISTRY_KEY not in config.stash:
+    if _lists_only(config) or REGISTRY_KEY not in config.stash:
         return
     needed = sorted({svc for item in session.items for svc in services_of(item)})
     _remember_services(config, needed)
@@ -147,9 +163,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     registry = config.stash[REGISTRY_KEY]
     registry.prestart(needed)
+    states = ", ".join(f"{svc} ({registry.status(svc)})" for svc in needed)
+    if _is_worker(config):
+        # under xdist the controller collects nothing: the first worker says it, on the
+        # terminal (its stderr is the controller's), outside any captured output
+        if config.workerinput.get("workerid") == "gw0":  # type: ignore[attr-defined]
+            _progress.notice(f"commons: {states}")
+        return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and not _is_worker(config):
-        states = ", ".join(f"{svc} ({registry.status(svc)})" for svc in needed)
+    if reporter is not None:
         reporter.write_line(f"commons: {states}")
 
 
@@ -208,6 +230,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    try:
+        _stop_services(config)
+    finally:
+        _progress.detach_terminal()
+
+
+def _stop_services(config: pytest.Config) -> None:
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is None:
         return
@@ -248,7 +277,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Start what the same command needed last time while pytest collects (a warm start);
     collection then asks for exactly what the tests use."""
     config = session.config
-    if config.option.collectonly or REGISTRY_KEY not in config.stash:
+    if _lists_only(config) or REGISTRY_KEY not in config.stash:
         return
     try:
         hinted = [s for s in _hint_path(config).read_text().split() if s in SERVICES]

@@ -11,11 +11,11 @@ container's log quoted when it exits or times out.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from pytest_commons import _progress
 from pytest_commons._run import Instance, RunContext
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
 from pytest_commons.backends.local import free_port
@@ -135,7 +135,8 @@ class DockerBackend(Backend):
         with _PULL_LOCK:
             if image in _PULLED:
                 return None
-            print(f"commons: pulling image {image} for {spec.name} …", file=sys.stderr, flush=True)
+            # to the terminal, never into the captured output of the test that waits for it
+            _progress.notice(f"commons: pulling image {image} for {spec.name} …")
             try:
                 client.images.pull(image)
             except Exception as exc:
@@ -143,7 +144,8 @@ class DockerBackend(Backend):
                 return BackendUnavailable(
                     f"image {image} is not present and cannot be pulled ({first[:200]})",
                     f"build or load it, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE to an "
-                    "image you have (scripts/build-test-images.sh builds local test images)",
+                    "image you have (from a clone of the pytest-commons repository or its "
+                    "sdist, `bash scripts/build-test-images.sh` builds local test images)",
                 )
             _PULLED.add(image)
         return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -29,6 +28,19 @@ from pytest_commons.services.base import LocalLaunch
 _CHILDREN: list[subprocess.Popen[bytes]] = []  # keeps Popen objects alive (no ResourceWarning)
 
 
+def platform_unsupported() -> BackendUnavailable | None:
+    """Why the local backend cannot run here (it supervises POSIX process groups), or None."""
+    if os.name == "posix":
+        return None
+    import sys
+
+    return BackendUnavailable(
+        f"the local backend runs servers on Linux and macOS only (this is {sys.platform})",
+        "use the docker backend (Docker Desktop) or an external server URL "
+        "(e.g. PYTEST_COMMONS_POSTGRES_URL)",
+    )
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free on ``host`` a moment ago (callers retry if a server loses the race)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -40,6 +52,8 @@ def server_user(preferred: str | None = None) -> tuple[int, int] | None:
     """(uid, gid) that servers run as when we are root; None when we are not root."""
     if os.geteuid() != 0:
         return None
+    import pwd  # POSIX only: imported here, so the module loads everywhere
+
     for name in ([preferred] if preferred else []) + ["postgres", "nobody"]:
         try:
             entry = pwd.getpwnam(name)
@@ -163,6 +177,9 @@ class LocalBackend(Backend):
         return server_user(self.settings.get("commons_server_user"))
 
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
+        unsupported = platform_unsupported()
+        if unsupported:
+            return unsupported
         missing = spec.local_unavailable()
         if missing:
             return BackendUnavailable(*missing)

@@ -39,9 +39,30 @@ def faker(request: pytest.FixtureRequest) -> Faker:
     on whichever xdist worker; the run seed is printed in the header and in every failure
     report. Locale from ``--faker-locale`` (comma separated for several; default en_US).
     factory-boy's ``factory.Faker`` declarations are reseeded with the same seed.
+
+    Faker's own conventions win where a test suite uses them: a ``faker_seed`` fixture sets
+    the seed, a ``faker_locale`` (or session-scoped ``faker_session_locale``) fixture the
+    locale — as with Faker's plugin, when the test's closure has them (autouse or requested).
     Scope: function. Cost: ≈0.1 ms (the Faker instance is built once per locale and reseeded).
     """
-    seed = test_seed(request)
-    fake = seeding.seeded_faker(seeding.locales(_options.get(request.config, "faker_locale")), seed)
+    names = request.fixturenames
+    if "faker_seed" in names:
+        seed = seeding.parse_seed(request.getfixturevalue("faker_seed"))
+    else:
+        seed = test_seed(request)
+    if "faker_locale" in names:
+        locale = _locale_tuple(request.getfixturevalue("faker_locale"))
+    elif "faker_session_locale" in names:
+        locale = _locale_tuple(request.getfixturevalue("faker_session_locale"))
+    else:
+        locale = seeding.locales(_options.get(request.config, "faker_locale"))
+    fake = seeding.seeded_faker(locale, seed)
     seeding.reseed_libraries(fake, seed)
     return fake
+
+
+def _locale_tuple(value: object) -> tuple[str, ...]:
+    """Faker's fixtures give a locale as a string or a list of strings."""
+    if isinstance(value, str):
+        return seeding.locales(value)
+    return tuple(str(v) for v in value)  # type: ignore[attr-defined]

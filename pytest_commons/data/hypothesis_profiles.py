@@ -3,8 +3,8 @@
 Registered without importing Hypothesis at plugin load: the plugin calls
 :func:`register_profiles` only once ``hypothesis`` is in :data:`sys.modules` (or when
 ``--hypothesis-profile`` is given, which imports it anyway), and again right after collection,
-when test modules that use Hypothesis have imported it. :func:`setup_hook` is also suitable as a
-``hypothesis`` entry point (run by Hypothesis itself on import).
+when test modules that use Hypothesis have imported it. :func:`setup_hook` is the ``hypothesis``
+entry point (run by Hypothesis itself on import): it only registers the profiles.
 
 ``commons-ci`` is loaded automatically when ``$CI`` is set, unless the user chose a profile:
 ``--hypothesis-profile`` or a ``settings.load_profile(...)`` in a conftest or test module wins.
@@ -81,11 +81,12 @@ def maybe_load_ci_profile(cli_profile: str | None = None) -> str | None:
 
 
 def setup_hook() -> None:
-    """Entry point for Hypothesis' ``hypothesis`` group: register, and load ``commons-ci`` in CI
-    runs of pytest (``$PYTEST_VERSION`` is set by pytest ≥ 8.2)."""
+    """Entry point for Hypothesis' ``hypothesis`` group (run by Hypothesis on import): registers
+    the profiles so ``--hypothesis-profile=commons-ci`` and ``settings.load_profile`` find them.
+
+    It loads none: choosing ``commons-ci`` under ``$CI`` is the pytest plugin's job (at configure
+    time and after collection), so ``-p no:commons`` leaves Hypothesis' own choice alone."""
     register_profiles()
-    if os.environ.get("PYTEST_VERSION"):
-        maybe_load_ci_profile()
 
 
 def on_pytest_event(cli_profile: str | None, force: bool = False) -> None:

@@ -25,6 +25,17 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user}{':***' if has_pw else ''}@{hostpart}"
 
 
+class SecretURL(str):
+    """A URL with a password that is a ``str`` (drivers and ``str()`` get the full URL) but whose
+    ``repr`` masks the password: pytest's ``-l`` locals, assertion reprs and so junit XML show
+    ``redis://:***@host:port/N``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask_url(str(self)))
+
+
 @dataclass(frozen=True)
 class ConnectionInfo:
     """Where a service instance listens. Frozen; ``repr`` never shows a password."""

@@ -11,7 +11,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 from pytest_commons.backends.local import which_any
 from pytest_commons.errors import NotReady, ProbeRefused
-from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+from pytest_commons.services.base import (
+    ConnectionInfo,
+    DockerLaunch,
+    LocalLaunch,
+    SecretURL,
+    ServiceSpec,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -33,11 +39,12 @@ class RedisInfo(ConnectionInfo):
 
     @property
     def url(self) -> str:
-        """``redis://[user:password@]host:port/db``."""
+        """``redis://[user:password@]host:port/db``, a :class:`SecretURL` (a ``str`` whose repr
+        masks the password)."""
         auth = ""
         if self.password:
             auth = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}@"
-        return f"{'rediss' if self.ssl else 'redis'}://{auth}{self.address}/{self.db}"
+        return SecretURL(f"{'rediss' if self.ssl else 'redis'}://{auth}{self.address}/{self.db}")
 
     def with_db(self, db: int) -> RedisInfo:
         return replace(self, db=db)

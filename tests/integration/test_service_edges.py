@@ -1180,3 +1180,34 @@ def test_sql_db_rolls_back_what_follows_a_commit_on_its_connection(tmp_path: Pat
             assert check.execute(text("SELECT x FROM t")).scalars().all() == [1]
     finally:
         backend.close()
+
+
+REDIS_URL_FAILING = """
+import redis
+
+def test_fails_with_the_url_in_its_locals(redis_url):
+    client = redis.Redis.from_url(redis_url)  # the value is the full URL: the driver logs in
+    assert client.ping()
+    client.close()
+    assert redis_url.startswith("redis://:")
+    assert False, "fails on purpose, with -l"
+"""
+
+
+def test_redis_url_password_stays_out_of_locals_and_junit_xml(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    redis_server: Callable[..., RedisInfo],
+) -> None:
+    password = "pw-" + os.urandom(8).hex()
+    info = redis_server("--requirepass", password, password=password)
+    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", f"redis://:{password}@{info.address}/0")
+    pytester.makepyfile(REDIS_URL_FAILING)
+    xml = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("-l", f"--junitxml={xml}", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    shown = result.stdout.str() + result.stderr.str()
+    assert f"redis_url  = 'redis://:***@{info.address}/" in shown  # the -l locals, masked
+    assert password not in shown
+    assert "fails on purpose" in xml.read_text()
+    assert password not in xml.read_text()

@@ -85,3 +85,66 @@ def test_doctor_reports_every_service_and_backend(
             "  local     available",
         ]
     )
+
+
+def test_cli_version() -> None:
+    from pytest_commons import __version__
+
+    result = commons_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pytest-commons {__version__}"
+
+
+def test_doctor_exits_non_zero_when_an_asked_for_service_cannot_be_served(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_COMMONS_")}
+    env.pop("CI", None)
+    assert commons_cli("doctor", "--require", "redis", env=env).returncode == 0
+    # the external backend is forced, and no URL is set: nothing can serve redis here
+    forced = {**env, "PYTEST_COMMONS_REDIS_BACKEND": "external"}
+    bad = commons_cli("doctor", env=forced)
+    assert bad.returncode == 1
+    assert "asked for (redis_backend=external): redis CANNOT be served here" in bad.stdout
+    report = json.loads(commons_cli("doctor", "--json", env=forced).stdout)
+    assert report["asked"]["redis"]["servable"] is False
+    assert commons_cli("doctor", "--require", "nosuch", env=env).returncode == 2
+    in_pytest = pytester.runpytest_subprocess("--services-doctor", "--redis-backend=external")
+    assert in_pytest.ret == 1
+    in_pytest.stdout.fnmatch_lines(["asked for (redis_backend=external): redis CANNOT*"])
+
+
+@pytest.mark.usefixtures("own_runtime")
+def test_list_prints_urls_to_paste_and_survives_a_closed_pipe(pytester: pytest.Pytester) -> None:
+    import subprocess
+    import sys
+
+    pytester.makepyfile(REDIS_TEST)
+    pytester.runpytest_subprocess("--reuse-services", "--redis-backend=local").assert_outcomes(
+        passed=1
+    )
+    try:
+        port = (pytester.path / "port").read_text()
+        listed = commons_cli("list")
+        assert listed.returncode == 0
+        (line,) = listed.stdout.splitlines()
+        assert line.startswith("redis       local")
+        assert line.endswith(f"redis://127.0.0.1:{port}/0"), line  # a URL to paste
+        # `pytest-commons list --json | head`: the reader is gone before the output is written
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_commons.cli", "list", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait(timeout=120) == 0
+        assert "BrokenPipeError" not in err
+    finally:
+        commons_cli("down")

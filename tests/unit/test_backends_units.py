@@ -541,8 +541,13 @@ def test_an_engine_error_inspecting_the_image_is_reported(fake_engine: FakeEngin
 
 
 def test_an_image_is_pulled_once_per_process(
-    fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]
+    fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pytest_commons import _progress
+
+    # the notice goes to the terminal's descriptor, not to sys.stderr: here, to a pipe
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(_progress, "_fd", write_end)
     image = f"commons-fake/pulled-{uuid.uuid4().hex[:8]}:1"
     # absent; present after the pull; absent again (as if removed): the pull is not repeated
     fake_engine.image_answers[image] = [404, 200, 404]
@@ -553,7 +558,9 @@ def test_an_image_is_pulled_once_per_process(
     pulls = fake_engine.calls("POST", "/images/create")
     assert len(pulls) == 1
     assert pulls[0]["fromImage"] == [image.rsplit(":", 1)[0]]
-    assert capsys.readouterr().err.count(f"commons: pulling image {image} for redis") == 1
+    os.close(write_end)
+    with os.fdopen(read_end) as notices:
+        assert notices.read().count(f"commons: pulling image {image} for redis") == 1
 
 
 def test_removing_by_label_removes_only_the_labelled_containers(fake_engine: FakeEngine) -> None:

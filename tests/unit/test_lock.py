@@ -82,3 +82,4 @@ def test_another_process_waits_and_a_killed_holder_frees_the_lock(tmp_path: Path
     finally:
         holder.kill()
         holder.wait(timeout=30)
+        holder.stdout.close()  # type: ignore[union-attr]  # a pipe left open warns (-W error)
