@@ -228,6 +228,9 @@ class RunContext:
                     close_fds=True,
                 )
             marker.write_text(str(proc.pid))
+            # kept: a Popen collected while its child runs warns (ResourceWarning), and the
+            # reaper outlives this process by design
+            _REAPERS.append(proc)
 
     @classmethod
     def reuse(cls) -> RunContext:
@@ -239,6 +242,9 @@ class RunContext:
 
     def destroy(self) -> None:
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+_REAPERS: list[subprocess.Popen[bytes]] = []
 
 
 def stale_runs(root: Path | None = None) -> Iterator[Path]:
