@@ -170,7 +170,7 @@ def describe_services(item: pytest.Item) -> str:
         if handle is None or look is None:
             continue
         try:
-            text = look(handle.info)
+            text = look(handle)
         except Exception as exc:  # the server itself may be what hangs
             text = f"(could not look: {type(exc).__name__}: {exc})"
         body = "\n".join(f"    {line}" for line in text.splitlines()) or "    (nothing)"
@@ -187,9 +187,10 @@ def _table(header: list[str], rows: list[tuple[Any, ...]]) -> str:
     )
 
 
-def _postgres(info: Any) -> str:
+def _postgres(handle: Any) -> str:
     import psycopg
 
+    info = handle.info
     with psycopg.connect(info.dsn, connect_timeout=PROBE_TIMEOUT, autocommit=True) as conn:
         conn.execute(f"SET statement_timeout = {PROBE_TIMEOUT * 1000}")
         activity = conn.execute(
@@ -212,9 +213,10 @@ def _postgres(info: Any) -> str:
     return text
 
 
-def _mysql(info: Any) -> str:
+def _mysql(handle: Any) -> str:
     import pymysql
 
+    info = handle.info
     conn = pymysql.connect(**info.connect_kwargs(connect_timeout=PROBE_TIMEOUT, database=None))
     try:
         with conn.cursor() as cur:
@@ -231,18 +233,8 @@ def _mysql(info: Any) -> str:
     )
 
 
-def _redis(info: Any) -> str:
-    import redis
-
-    client = redis.Redis(
-        host=info.host,
-        port=info.port,
-        password=info.password or None,
-        username=info.username or None,
-        ssl=info.ssl,
-        socket_timeout=PROBE_TIMEOUT,
-        socket_connect_timeout=PROBE_TIMEOUT,
-    )
+def _redis(handle: Any) -> str:
+    client = handle.spec.client(handle.info, timeout=PROBE_TIMEOUT)
     try:
         clients = client.client_list()
     finally:
@@ -255,9 +247,10 @@ def _redis(info: Any) -> str:
     return "CLIENT LIST:\n" + _table(["id", "db", "age", "idle", "last command", "name"], rows)
 
 
-def _mockserver(info: Any) -> str:
+def _mockserver(handle: Any) -> str:
     import httpx
 
+    info = handle.info
     response = httpx.put(
         f"{info.url}/mockserver/retrieve",
         params={"type": "REQUESTS", "format": "JSON"},
