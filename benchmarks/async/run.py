@@ -55,6 +55,14 @@ def mysql_schema():
 """
 
 SUITES: dict[str, str] = {
+    "plain": """
+def test_x(n):
+    pass
+""",
+    "plain async": """
+async def test_x(n):
+    pass
+""",
     "postgres_tx": """
 def test_x(postgres_tx, n):
     postgres_tx.execute("INSERT INTO t (v) VALUES (%s)", (n,))
@@ -133,9 +141,9 @@ print(json.dumps(out))
 """
 
 
-def run_suite(work: Path, name: str, tests: int) -> list[float]:
+def run_suite(work: Path, name: str, tests: int, loop_scope: str) -> list[float]:
     body = SUITES[name]
-    d = work / name.replace(" ", "_").replace("+", "").replace("()", "")
+    d = work / (name.replace(" ", "_").replace("+", "").replace("()", "") + loop_scope)
     d.mkdir(exist_ok=True)
     (d / "conftest.py").write_text(CONFTEST)
     param = f"import pytest\n\n@pytest.fixture(params=range({tests}))\ndef n(request):\n    return request.param\n"
@@ -145,7 +153,7 @@ def run_suite(work: Path, name: str, tests: int) -> list[float]:
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
          "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
-         "-o", "asyncio_default_test_loop_scope=function", str(d)],
+         "-o", f"asyncio_default_test_loop_scope={loop_scope}", str(d)],
         cwd=d, env=env, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     return list(json.loads(out.read_text()))[1:]
@@ -162,16 +170,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--starts", type=int, default=20)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {name: [] for name in SUITES}
+    scopes = ("session", "function")
+    results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
         for _ in range(args.rounds):
             for name in SUITES:
-                results[name] += run_suite(Path(tmp), name, args.tests)
-    print(f"per test ({args.tests} tests x {args.rounds} rounds), min / median / max:")
+                for scope in scopes if "async" in name else scopes[:1]:
+                    got = run_suite(Path(tmp), name, args.tests, scope)
+                    results.setdefault((name, scope), []).extend(got)
+    print(f"per test ({args.tests} tests x {args.rounds} rounds), min / median / max;")
+    print("net = median minus the median of the same kind of test with no fixture")
+    base = statistics.median(results[("plain", "session")])
+    print(f"  {'plain (sync)':<34} {fmt(results[('plain', 'session')])}")
+    for scope in scopes:
+        label = f"plain async, {scope} loop"
+        print(f"  {label:<34} {fmt(results[('plain async', scope)])}")
     for sync, aio in PAIRS:
-        ratio = statistics.median(results[aio]) / statistics.median(results[sync])
-        print(f"  {sync:<22} {fmt(results[sync])}")
-        print(f"  {aio:<22} {fmt(results[aio])}   ratio {ratio:.2f}")
+        sync_net = statistics.median(results[(sync, "session")]) - base
+        print(f"  {sync:<34} {fmt(results[(sync, 'session')])}   net {sync_net * 1000:.2f} ms")
+        for scope in scopes:
+            abase = statistics.median(results[("plain async", scope)])
+            net = statistics.median(results[(aio, scope)]) - abase
+            label = f"{aio}, {scope} loop"
+            print(
+                f"  {label:<34} {fmt(results[(aio, scope)])}   net {net * 1000:.2f} ms, "
+                f"net ratio {net / sync_net:.2f}"
+            )
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", f"import json\nN = {args.starts}\n" + APPS],

@@ -18,7 +18,6 @@ loads.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -31,6 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
 __all__ = ["LiveServer", "LiveServerError", "live_server"]
@@ -147,6 +148,8 @@ class LiveServer:
         if uvicorn_logger.level == logging.NOTSET:
             uvicorn_logger.setLevel(logging.INFO)  # "Application startup complete", access lines
 
+        import asyncio
+
         def serve() -> None:
             self._log.thread = threading.get_ident()
             loop = asyncio.new_event_loop()
@@ -232,6 +235,8 @@ class LiveServer:
         if self._loop is None or not self.running:
             coro.close()
             raise LiveServerError(f"live server for {self.target!r} is not running")
+        import asyncio
+
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def client(self, **kwargs: Any) -> httpx.Client:

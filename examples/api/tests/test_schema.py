@@ -29,7 +29,7 @@ def partner(mockserver: MockServerClient) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_honours_its_schema(
     case: schemathesis.Case,
     app_server: LiveServer,
