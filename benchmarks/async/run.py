@@ -146,7 +146,10 @@ def run_suite(work: Path, name: str, tests: int, loop_scope: str) -> list[float]
     d = work / (name.replace(" ", "_").replace("+", "").replace("()", "") + loop_scope)
     d.mkdir(exist_ok=True)
     (d / "conftest.py").write_text(CONFTEST)
-    param = f"import pytest\n\n@pytest.fixture(params=range({tests}))\ndef n(request):\n    return request.param\n"
+    param = (
+        "import pytest\n\n"
+        f"@pytest.fixture(params=range({tests}))\ndef n(request):\n    return request.param\n"
+    )
     (d / "test_bench.py").write_text(param + body)
     out = d / "times.json"
     env = {**os.environ, "BENCH_OUT": str(out), "PYTHONPATH": str(REPO)}
