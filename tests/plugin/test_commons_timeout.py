@@ -29,6 +29,12 @@ def test_blocks_on_an_empty_list(redis):
     redis.client_setname("the-stuck-one")
     redis.blpop("nothing-comes", 0)
 
+def test_sleeps_in_mysql_after_calling_mockserver(mysql, mockserver_url):
+    import httpx
+    httpx.get(mockserver_url + "/partner/prices/7")   # recorded by MockServer (a 404)
+    with mysql.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT SLEEP(30)")
+
 def test_no_service_is_not_limited():
     import time
     time.sleep(2.5)
@@ -40,7 +46,7 @@ def test_fires_with_what_the_services_were_doing(pytester: pytest.Pytester) -> N
     result = pytester.runpytest_subprocess(
         "--commons-timeout=2", "-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:timeout"
     )
-    result.assert_outcomes(failed=2, passed=1)
+    result.assert_outcomes(failed=3, passed=1)
     result.stdout.fnmatch_lines(
         [
             "*CommonsTimeout: commons: the test's call took longer than 2 s (--commons-timeout)",
@@ -53,6 +59,16 @@ def test_fires_with_what_the_services_were_doing(pytester: pytest.Pytester) -> N
         ]
     )
     result.stdout.fnmatch_lines(["*redis (local, *", "*CLIENT LIST:", "*blpop*the-stuck-one*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*mysql (local, *",
+            "*processlist (not sleeping):",
+            "*Query*SELECT SLEEP(30)*",
+            "*mockserver (*",
+            "*recorded requests (1, the last 20):",
+            "*GET*/partner/prices/7*",
+        ]
+    )
 
 
 def test_ini_env_and_marker(pytester: pytest.Pytester) -> None:
