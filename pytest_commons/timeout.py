@@ -50,13 +50,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "commons_timeout(seconds): time limit for this test (overrides --commons-timeout)",
     )
-    _seconds_of(_options.get(config, "commons_timeout"))  # a bad value: a usage error now
+    # resolved once (a bad value is a usage error now); per test only the marker is looked at
+    config.stash[_DEFAULT] = _seconds_of(_options.get(config, "commons_timeout"))
+
+
+_DEFAULT = pytest.StashKey[float]()
+_ITEM = pytest.StashKey[float]()
 
 
 def _limit(item: pytest.Item) -> float:
     marker = item.get_closest_marker("commons_timeout")
-    raw = marker.args[0] if marker and marker.args else _options.get(item.config, "commons_timeout")
-    return _seconds_of(raw)
+    if marker and marker.args:
+        return _seconds_of(marker.args[0])
+    return item.config.stash.get(_DEFAULT, 0.0)
 
 
 def _seconds_of(raw: object) -> float:
@@ -107,7 +113,15 @@ def _armed(item: pytest.Item, seconds: float, phase: str) -> Iterator[None]:
 
 
 def _seconds(item: pytest.Item) -> float:
-    """This test's limit, or 0 when it is not limited by us."""
+    """This test's limit, or 0 when it is not limited by us (worked out once per test)."""
+    cached = item.stash.get(_ITEM, None)
+    if cached is not None:
+        return cached
+    item.stash[_ITEM] = seconds = _work_out(item)
+    return seconds
+
+
+def _work_out(item: pytest.Item) -> float:
     from pytest_commons.plugin import services_of
 
     seconds = _limit(item)
