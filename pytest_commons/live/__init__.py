@@ -288,7 +288,7 @@ def live_server(
         other = live_server(other_app, name="other")
 
     The server's log since the start of a failing test is added to its report
-    (section "live server log"). Cost: uvicorn start → ready ≈ tens of milliseconds, once per
+    (section "live server log"). Cost: uvicorn start → first response ≈0.1 s, once per
     scope (docs/benchmarks-async.md).
     """
 
