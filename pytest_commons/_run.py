@@ -27,15 +27,44 @@ RUN_PREFIX = "run-"
 REUSE_DIR = "run-reuse"  # services kept between runs by --reuse-services
 
 
+#: the least free space a RAM-backed run directory must have (servers' data dirs live there;
+#: Docker's default /dev/shm of 64 MB fills up after a few databases)
+MIN_FREE_BYTES = 256 * 1024 * 1024
+#: why a preferred location was passed over (shown in the header)
+RUNTIME_NOTES: list[str] = []
+
+
+def _unusable(base: str) -> str:
+    """Why ``base`` can't hold run data ("" when it can): read-only or short of space."""
+    try:
+        st = os.statvfs(base)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if st.f_flag & os.ST_RDONLY:
+        return "it is read-only"
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_FREE_BYTES:
+        return f"only {free // (1024 * 1024)} MB free (need {MIN_FREE_BYTES // (1024 * 1024)} MB)"
+    return ""
+
+
 def runtime_root() -> Path:
-    """A private directory for run data, on RAM-backed storage when the machine has it."""
+    """A private directory for run data, on RAM-backed storage when the machine has it (and it
+    is writable with room to spare), else in the temporary directory on disk."""
     candidates = [
         os.environ.get("PYTEST_COMMONS_RUNTIME_DIR", ""),
         "/dev/shm",
         tempfile.gettempdir(),
     ]
-    for base in candidates:
-        if not base or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+    passed_over: list[str] = []
+    for index, base in enumerate(candidates):
+        if not base or not os.path.isdir(base):
+            continue
+        why = _unusable(base) if index < len(candidates) - 1 else ""
+        if not why and not os.access(base, os.W_OK | os.X_OK):
+            why = "it is not writable"
+        if why:
+            passed_over.append(f"{base}: {why}")
             continue
         root = Path(base) / f"pytest-commons-{os.getuid()}"
         try:
@@ -46,6 +75,10 @@ def runtime_root() -> Path:
         if st.st_uid != os.getuid():
             continue
         os.chmod(root, 0o711)  # servers running as another user must reach their data dirs
+        if passed_over:
+            note = f"run data in {root} ({'; '.join(passed_over)})"
+            if note not in RUNTIME_NOTES:
+                RUNTIME_NOTES.append(note)
         return root
     raise RuntimeError("pytest-commons: no writable temporary directory for run data")
 

@@ -3,6 +3,7 @@
 pytest-commons doctor [--json]   what each service can run on here, and why not
 pytest-commons list   [--json]   services kept by --reuse-services and runs in progress
 pytest-commons down              stop every kept service (and its containers)
+pytest-commons fetch NAME [--https]   put a pinned engine (e.g. the MockServer jar) in the cache
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from typing import Any
 from pytest_commons._run import Instance, RunContext, runtime_root, stale_runs
 from pytest_commons._settings import Settings
 from pytest_commons.services import SERVICES
+
+#: ``pytest-commons fetch NAME``: "module:function(settings, use_mvn)" that puts a pinned
+#: artifact in the cache and returns its path (imported only when asked for)
+FETCHABLE: dict[str, str] = {
+    "kafka": "pytest_commons.services.kafka_dist:fetch_for_cli",
+    "mockserver": "pytest_commons.services.mockserver:fetch_jar",
+}
 
 
 def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
@@ -38,6 +46,13 @@ def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
             report["services"][name] = entry
             continue
         entry["driver"] = spec.check_driver() or "ok"
+        engine_of = getattr(spec, "engine", None)  # services with several local engines
+        if callable(engine_of):
+            try:
+                engine, why = engine_of()
+                entry["local_engine"] = f"{engine} ({why})"
+            except ValueError as exc:
+                entry["local_engine"] = f"invalid: {exc}"
         for backend_name in meta.backends:
             try:
                 backend = get_backend(backend_name, settings)
@@ -79,6 +94,8 @@ def _describe(inst: Instance) -> dict[str, Any]:
 def _print_doctor(report: dict[str, Any]) -> None:
     for name, entry in report["services"].items():
         print(f"{name}: driver {entry['driver']}")
+        if "local_engine" in entry:
+            print(f"  local engine: {entry['local_engine']}")
         for backend, state in entry["backends"].items():
             if state["available"]:
                 print(f"  {backend:<9} available")
@@ -89,6 +106,23 @@ def _print_doctor(report: dict[str, Any]) -> None:
     print(f"kept services (--reuse-services): {len(report['kept'])}")
     for kept in report["kept"]:
         print(f"  {kept['service']} {kept['backend']} {kept['version']} {kept['info']}")
+
+
+def _fetch(names: list[str], use_mvn: bool | None) -> int:
+    import importlib
+
+    from pytest_commons._java import FetchError
+
+    settings = Settings.from_env()
+    for name in names:
+        module, _, func = FETCHABLE[name].partition(":")
+        try:
+            path = getattr(importlib.import_module(module), func)(settings, use_mvn)
+        except (FetchError, OSError) as exc:
+            print(f"pytest-commons fetch {name}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{name}: {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,12 +136,19 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--json", action="store_true")
     sub.add_parser("down")
+    fetch = sub.add_parser("fetch", help="put a pinned engine in the cache")
+    fetch.add_argument("what", choices=sorted(FETCHABLE), nargs="+")
+    fetch.add_argument(
+        "--https", action="store_true", help="download from Maven Central even if mvn is here"
+    )
     from pytest_commons import coverage_gate
 
     coverage_gate.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "coverage-gate":
         return coverage_gate.run_cli(args)
+    if args.command == "fetch":
+        return _fetch(args.what, use_mvn=False if args.https else None)
     if args.command == "doctor":
         report = doctor_report()
         if args.json:

@@ -52,7 +52,7 @@ class ServiceStartError(CommonsError):
         remedy: str = "",
     ) -> None:
         self.service, self.backend, self.what = service, backend, what
-        self.log_tail, self.remedy = log_tail, remedy
+        self.log_tail, self.log_path, self.remedy = log_tail, log_path, remedy
         lines = [f"{service} ({backend} backend): {what}"]
         if log_tail.strip():
             where = f" of {log_path}" if log_path else ""
@@ -61,6 +61,40 @@ class ServiceStartError(CommonsError):
         if remedy:
             lines.append(f"  remedy: {remedy}")
         super().__init__("\n".join(lines))
+
+
+def keep_log(error: ServiceStartError, keep_dir: str) -> ServiceStartError:
+    """The same error, quoting a copy of its server log kept in ``keep_dir`` (the run
+    directory holding the original is deleted at the end of the run). The newest 20 copies
+    are kept."""
+    import os
+    import shutil
+    import time
+
+    if not error.log_path or not os.path.isfile(error.log_path):
+        return error
+    try:
+        os.makedirs(keep_dir, mode=0o700, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        kept = os.path.join(keep_dir, f"{error.service}-{stamp}-{os.getpid()}.log")
+        fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as dst, open(error.log_path, "rb") as src:
+            shutil.copyfileobj(src, dst)
+        old = sorted(
+            (os.path.join(keep_dir, n) for n in os.listdir(keep_dir)), key=os.path.getmtime
+        )
+        for path in old[:-20]:
+            os.unlink(path)
+    except OSError:
+        return error
+    return ServiceStartError(
+        error.service,
+        error.backend,
+        error.what,
+        log_tail=error.log_tail,
+        log_path=kept,
+        remedy=error.remedy,
+    )
 
 
 class NotReady(Exception):

@@ -15,9 +15,9 @@ import itertools
 import re
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,65 +34,84 @@ __all__ = ["FEATURES", "Kafka", "KafkaWorker", "kafka_requires", "missing_featur
 
 _TANSU_INIT_PRODUCER_ID = "aiokafka sends InitProducerId v0, which Tansu 0.6 answers with error -1"
 
-#: Features some brokers lack → why the local Tansu broker lacks it. A test that needs one is
-#: skipped on such a broker with this reason (see :func:`kafka_requires`).
+#: Features some brokers lack → what the Tansu broker does instead. Each is shown by a test of
+#: ``tests/integration/test_kafka.py`` that runs on Apache Kafka and one that pins Tansu's answer.
+#: A test that needs one says so with ``@pytest.mark.requires(kafka="feature")`` (or
+#: :func:`kafka_requires`): on a broker that lacks it, it is skipped with this reason and the
+#: remedy, or fails under ``--services-missing=fail``.
 FEATURES: dict[str, str] = {
+    "transactions": (
+        "Tansu 0.6 does not honour read_committed after an abort: records of an aborted "
+        "transaction that reached the broker are delivered"
+    ),
     "create_partitions": "Tansu 0.6 does not support CreatePartitions (adding partitions)",
     "offsets_for_times": "Tansu 0.6 answers ListOffsets by timestamp with offset 0",
+    "max_timestamp": "Tansu 0.6 answers list_offsets(OffsetSpec.max_timestamp()) with -1001",
     "high_watermark": (
         "Tansu 0.6 reports a wrong high watermark when a batch holds more than one record"
+    ),
+    "log_append_time": "Tansu 0.6 ignores message.timestamp.type=LogAppendTime",
+    "max_message_bytes": "Tansu 0.6 does not enforce the topic's max.message.bytes",
+    "config_defaults": "Tansu 0.6 leaves default values out of DescribeConfigs",
+    "group_members": "Tansu 0.6 lists no members in DescribeConsumerGroups",
+    "auto_create_partitions": (
+        "Tansu 0.6 auto-creates topics with 4 partitions (Apache Kafka: num.partitions, 1 here)"
     ),
     "consumer_protocol": (
         "Tansu 0.6 gives KIP-848 consumers (group.protocol=consumer) no assignment"
     ),
     "aiokafka_idempotence": f"aiokafka's idempotent producer fails: {_TANSU_INIT_PRODUCER_ID}",
     "aiokafka_transactions": f"aiokafka transactions fail: {_TANSU_INIT_PRODUCER_ID}",
-    "read_uncommitted_aborted": (
-        "Tansu 0.6 hides aborted transactional records from read_uncommitted consumers"
-    ),
 }
 
 #: Which broker flavour lacks which features.
 MISSING: dict[str, frozenset[str]] = {TANSU: frozenset(FEATURES)}
 
+#: what ``@pytest.mark.requires(kafka=...)`` suggests where the broker lacks the feature
+REMEDY = (
+    "Apache Kafka does: `--kafka-engine=apache` (after `pytest-commons fetch kafka`), an Apache "
+    "Kafka image (--kafka-image) or --kafka-bootstrap-servers"
+)
+_REMEDY = {
+    "local": "Apache Kafka does: `--kafka-engine=apache` (after `pytest-commons fetch kafka`)",
+    "docker": "Apache Kafka does: an Apache Kafka image (--kafka-image)",
+    "external": "Apache Kafka does: point --kafka-bootstrap-servers at one",
+}
+
 # fast, test-friendly client settings per broker flavour
 _SESSION_MS = {TANSU: 1000}  # Tansu: join waits max(≈1 s, session/2)
 _SESSION_MS_DEFAULT = 6000  # Apache Kafka's default group.min.session.timeout.ms
+_AIO_STOP_SECONDS = 2.0
 _CLEAN_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
-_F = TypeVar("_F", bound=Callable[..., Any])
-_REQUIRES_ATTR = "_commons_kafka_requires"
 
 
-def missing_feature(flavour: str, features: Iterable[str]) -> str | None:
-    """The skip reason when a broker of ``flavour`` lacks one of ``features``, else None."""
+def missing_feature(flavour: str, features: Iterable[str], backend: str = "") -> str | None:
+    """The skip reason (with the remedy for ``backend``) when a broker of ``flavour`` lacks one
+    of ``features``, else None. Raises ValueError for a feature name it does not know."""
     for feature in features:
         if feature not in FEATURES:
             raise ValueError(f"unknown Kafka feature {feature!r}; known: {', '.join(FEATURES)}")
         if feature in MISSING.get(flavour, ()):
-            return f"kafka: {feature} is not supported by this broker ({FEATURES[feature]})"
+            remedy = _REMEDY.get(backend, "Apache Kafka does")
+            return f"kafka: {feature}: {FEATURES[feature]}; {remedy}"
     return None
 
 
-def kafka_requires(*features: str) -> Callable[[_F], _F]:
-    """Decorator: skip the test (or every test of a class) when the broker lacks a feature.
-
-    ``@kafka_requires("create_partitions")`` skips on the local Tansu broker with the reason
-    from :data:`FEATURES` and runs for real on Apache Kafka (docker, external).
+def kafka_requires(*features: str) -> pytest.MarkDecorator:
+    """``@kafka_requires("create_partitions")`` is ``@pytest.mark.requires(kafka=[...])``: the
+    test (or every test of a class) is skipped on a broker that lacks a feature — with the
+    reason from :data:`FEATURES` and the remedy — and fails under ``--services-missing=fail``.
     """
     missing_feature("", features)  # validate names at import time
-
-    def decorate(obj: _F) -> _F:
-        setattr(obj, _REQUIRES_ATTR, (*getattr(obj, _REQUIRES_ATTR, ()), *features))
-        marked: _F = pytest.mark.usefixtures("kafka_requires_check")(obj)
-        return marked
-
-    return decorate
+    return pytest.mark.requires(kafka=features)
 
 
-def required_features(request: pytest.FixtureRequest) -> list[str]:
+def required_features(item: pytest.Item) -> list[str]:
+    """The Kafka features the ``requires`` markers of ``item`` (its class, module) name."""
     found: list[str] = []
-    for holder in (getattr(request, "cls", None), getattr(request, "function", None)):
-        found += getattr(holder, _REQUIRES_ATTR, ())
+    for mark in item.iter_markers("requires"):
+        wanted = mark.kwargs.get("kafka", ())
+        found += [wanted] if isinstance(wanted, str) else list(wanted)
     return found
 
 
@@ -162,6 +181,15 @@ class Kafka:
         self._consumers: list[Consumer] = []
         self._aio: list[tuple[Any, asyncio.AbstractEventLoop]] = []
         self._guards: list[Any] = []
+        #: topics on the broker before the test (None: names the application chose are not
+        #: cleaned up — on a broker the run does not own)
+        self._before: set[str] | None = None
+
+    def snapshot_topics(self, timeout: float = 10) -> None:
+        """Remember the broker's topics, so that topics the application creates during the
+        test (fixed names, auto-creation) are deleted after it (only on a broker the run owns).
+        """
+        self._before = set(self.admin().list_topics(timeout=timeout).topics)
 
     # facts -----------------------------------------------------------------------------------
     @property
@@ -190,7 +218,7 @@ class Kafka:
 
     def requires(self, *features: str) -> None:
         """Skip the running test when the broker lacks one of ``features``."""
-        reason = missing_feature(self.flavour, features)
+        reason = missing_feature(self.flavour, features, self.backend)
         if reason:
             pytest.skip(reason)
 
@@ -240,7 +268,7 @@ class Kafka:
         except Exception as exc:
             pytest.fail(
                 f"kafka: creating topic {topic!r} ({partitions} partitions) on "
-                f"{self.bootstrap_servers} failed: {exc}",
+                f"{self.bootstrap_servers} failed: {_reason(exc, timeout)}",
                 pytrace=False,
             )
         self.topics.append(topic)
@@ -350,13 +378,18 @@ class Kafka:
         self._guards.append((guard, loop))
 
     async def _aio_guard(self, loop: asyncio.AbstractEventLoop) -> AsyncIterator[None]:
+        import asyncio
+
         try:
             yield
         finally:
             for client, client_loop in self._aio:
                 if client_loop is loop and not getattr(client, "_closed", False):
+                    # by now pytest-asyncio has cancelled aiokafka's own tasks: on Apache Kafka
+                    # a consumer's LeaveGroup then waits for its request timeout (40 s), so the
+                    # stop is bounded (the broker drops the member after its session timeout)
                     with contextlib.suppress(Exception):
-                        await client.stop()
+                        await asyncio.wait_for(client.stop(), _AIO_STOP_SECONDS)
 
     # produce / consume -----------------------------------------------------------------------
     def produce(
@@ -534,6 +567,22 @@ class Kafka:
         return got
 
     # teardown --------------------------------------------------------------------------------
+    def _created_by_the_application(self) -> list[str]:
+        """Topics that appeared during the test under names the plugin did not give: internal
+        topics (``__…``) and other workers' plugin names (``pc-<run>-<worker>-…``) excepted."""
+        assert self._before is not None
+        try:
+            now = set(self.admin().list_topics(timeout=10).topics)
+        except Exception as exc:
+            warnings.warn(f"kafka fixture cleanup: listing topics: {exc}", stacklevel=2)
+            return []
+        run_prefix = self._worker.prefix.rsplit("-", 1)[0] + "-"
+        return sorted(
+            name
+            for name in now - self._before - set(self.topics)
+            if not name.startswith(("__", run_prefix))
+        )
+
     def cleanup(self) -> None:
         """Close the clients and delete the topics and groups this view created."""
         problems: list[str] = []
@@ -562,6 +611,8 @@ class Kafka:
             except Exception as exc:
                 problems.append(f"stopping {type(client).__name__}: {exc}")
         self._consumers, self._producers, self._aio, self._guards = [], [], [], []
+        if self._before is not None:
+            self.topics += self._created_by_the_application()
         admin = self._worker.admin() if (self.topics or self.group_ids) else None
         if admin is not None and self.group_ids:
             for future in admin.delete_consumer_groups(self.group_ids, request_timeout=10).values():
@@ -578,3 +629,14 @@ class Kafka:
         self.topics, self.group_ids = [], []
         if problems:
             warnings.warn("kafka fixture cleanup: " + "; ".join(problems), stacklevel=1)
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    """A readable reason for a failed admin request: a future that timed out has an empty
+    message of its own."""
+    text = str(exc).strip()
+    if text:
+        return text
+    if isinstance(exc, TimeoutError):  # concurrent.futures.TimeoutError is this class
+        return f"no answer from the broker within {timeout:g} s (TimeoutError)"
+    return type(exc).__name__

@@ -54,16 +54,18 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    return Settings(lambda key: _options.get(config, key))
+    return Settings(lambda key: _options.get(config, key), lambda key: _options.source(config, key))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     for meta in SERVICES.values():
         config.addinivalue_line("markers", f"{meta.name}: {meta.marker_help}")
+    from pytest_commons import requires
+
+    config.addinivalue_line("markers", f"{requires.MARKER}: {requires.MARKER_HELP}")
     # validate every option now, so a bad value is a usage error before any test runs
-    for key in _options.OPTIONS:
-        _options.get(config, key)
+    _options.validate(config)
     order = _options.backend_order(config)
     config.stash[MISSING_KEY] = _options.services_missing(config)
     if _is_worker(config):
@@ -105,8 +107,32 @@ def services_of(item: pytest.Item) -> list[str]:
     return [svc for svc in SERVICES if f"{svc}_service" in names]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires``: after the fixtures, skip (or fail under
+    ``--services-missing=fail``) when the serving engine lacks a required feature."""
+    if item.get_closest_marker("requires") is None:
+        return
+    from pytest_commons import requires
+
+    request: pytest.FixtureRequest = item._request  # type: ignore[attr-defined]
+    reason = requires.missing(item, lambda svc: request.getfixturevalue(f"{svc}_service"))
+    if reason is None:
+        return
+    if item.config.stash[MISSING_KEY] == "fail":
+        pytest.fail(
+            f"{reason}\n  (failing because --services-missing=fail, the default when $CI is set)",
+            pytrace=False,
+        )
+    pytest.skip(reason)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        if item.get_closest_marker("requires") is not None:
+            from pytest_commons import requires
+
+            requires.validate(item)
         for svc in services_of(item):
             item.add_marker(svc)
 
@@ -137,7 +163,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     line = f"commons: backends auto = {order}; missing services → {config.stash[MISSING_KEY]}"
     if forced:
         line += f"; forced {', '.join(forced)}"
-    return [line]
+    from pytest_commons._run import RUNTIME_NOTES
+    from pytest_commons._settings import NOTES
+
+    _settings(config).cache_dir()  # checked now, so that a fallback is in the header
+    return [line, *(f"commons: {note}" for note in (*RUNTIME_NOTES, *NOTES))]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

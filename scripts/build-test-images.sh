@@ -6,8 +6,12 @@
 #   pytest-commons/mariadb:10.11       docker/images/mariadb
 #   pytest-commons/redis:7             docker/images/redis
 #   pytest-commons/kafka:tansu         docker/images/kafka
+#   pytest-commons/kafka:4.1.1         docker/images/kafka-apache (+ Apache Kafka's pinned jars,
+#                                      staged from `pytest-commons fetch kafka`)
 #   pytest-commons/localstack:moto     docker/images/localstack
 #   pytest-commons/mockserver:engine   docker/images/mockserver (+ the engine's source, staged)
+#   pytest-commons/mockserver:5.15.0   docker/images/mockserver-java (+ the pinned MockServer jar
+#                                      from the cache, staged; `pytest-commons fetch mockserver`)
 #
 # Idempotent and fast when nothing changed: every image carries the label
 # org.pytest-commons.context-hash (sha256 of its build context, plus the base image's id for
@@ -29,14 +33,16 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LABEL=org.pytest-commons.context-hash
 BASE_TAG=pytest-commons/debian:bookworm
 SUITE=bookworm
-ALL_IMAGES=(postgres mariadb redis kafka localstack mockserver)
+ALL_IMAGES=(postgres mariadb redis kafka kafka-apache localstack mockserver mockserver-java)
 declare -A TAGS=(
   [postgres]=pytest-commons/postgres:15
   [mariadb]=pytest-commons/mariadb:10.11
   [redis]=pytest-commons/redis:7
   [kafka]=pytest-commons/kafka:tansu
+  [kafka-apache]=pytest-commons/kafka:4.1.1
   [localstack]=pytest-commons/localstack:moto
   [mockserver]=pytest-commons/mockserver:engine
+  [mockserver-java]=pytest-commons/mockserver:5.15.0
 )
 
 say() { echo "build-test-images: $*" >&2; }
@@ -55,7 +61,11 @@ debian_mirror() {
   uri=$( { grep -hE '^\s*URIs:' "${files[@]}" 2>/dev/null | awk '{ for (i = 2; i <= NF; i++) print $i }'
            grep -hE '^\s*deb\s' "${files[@]}" 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '{ print $2 }'
          } | grep -E '/debian/?$' | grep -v -- '-security' | head -n 1)
-  echo "${uri:-http://deb.debian.org/debian}"
+  if [ -z "$uri" ]; then
+    say "no Debian mirror in this machine's apt sources: set DEBIAN_MIRROR=<the mirror's URL>"
+    exit 1
+  fi
+  echo "$uri"
 }
 
 # sha256 over the names and contents of the files in a build context (sorted, stable).
@@ -139,7 +149,29 @@ DPKG
 # Images that ship project code get a staged copy of the context with that code under src/
 # (the hash then covers the code too). mockserver: the engine (standard library only).
 stage_context() {
-  local name=$1 dir="$ROOT/docker/images/$1" staged
+  local name=$1 dir="$ROOT/docker/images/$1" staged jar jars
+  if [ "$name" = mockserver-java ]; then
+    staged="$STAGE_ROOT/$name"
+    rm -rf "$staged"; mkdir -p "$staged"
+    cp -a "$dir/." "$staged/"
+    jar=$(python -m pytest_commons.cli fetch mockserver | sed -n 's/^mockserver: //p')
+    cp "$jar" "$staged/"
+    echo "$staged"
+    return
+  fi
+  if [ "$name" = kafka-apache ]; then
+    # the jars the local backend runs, checked against their pinned SHA-256 sums
+    jars=$(python -c 'from pytest_commons._settings import Settings
+from pytest_commons.services import kafka_dist
+print(kafka_dist.fetch(Settings.from_env().cache_dir(), log=lambda line: None))') \
+      || { say "pytest-commons fetch kafka failed: cannot build ${TAGS[$name]}"; exit 1; }
+    staged="$STAGE_ROOT/$name"
+    rm -rf "$staged"; mkdir -p "$staged"
+    cp -a "$dir/." "$staged/"
+    cp -a "$jars" "$staged/jars"
+    echo "$staged"
+    return
+  fi
   if [ "$name" != mockserver ]; then echo "$dir"; return; fi
   staged="$STAGE_ROOT/$name"
   rm -rf "$staged"; mkdir -p "$staged"

@@ -57,3 +57,26 @@ engine.dispose()
 def alembic_env_py() -> str:
     """The text of a minimal Alembic ``env.py`` (online migrations, no metadata)."""
     return ALEMBIC_ENV_PY
+
+
+@pytest.fixture(autouse=True)
+def _pin_mockserver_divergences(request: pytest.FixtureRequest) -> None:
+    """The MockServer suites run on either engine and on any backend; on the real MockServer a
+    test that records a known divergence of the engine is a strict xfail
+    (tests/engines/mockserver_divergences.py), so one that goes away fails the run."""
+    name = request.node.path.name
+    if name not in ("test_mockserver_protocol.py", "test_mockserver.py"):
+        return
+    from tests.engines.mockserver_divergences import JAVA, JAVA_FIXTURES
+
+    table = JAVA if name == "test_mockserver_protocol.py" else JAVA_FIXTURES
+    reason = table.get(getattr(request.node, "originalname", request.node.name))
+    if reason is None:
+        return
+    if name == "test_mockserver_protocol.py":
+        real = request.getfixturevalue("engine_name") == "java"
+    else:
+        real = request.getfixturevalue("mockserver_service").version.startswith("mockserver ")
+    if real:
+        mark = pytest.mark.xfail(strict=True, reason=f"differs on MockServer 5.15.0: {reason}")
+        request.applymarker(mark)

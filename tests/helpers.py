@@ -35,3 +35,54 @@ def fake_binary(directory: Path, name: str, script: str) -> Path:
     path.write_text("#!/bin/sh\n" + script)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
+
+
+class JavaMockServer:
+    """The real MockServer (the pinned jar, as the local backend runs it) for a test module:
+    ``host``, ``port``, ``url``, ``reset()``, like :class:`MockServerEngine`."""
+
+    def __init__(self) -> None:
+        from pytest_commons.backends.local import free_port
+
+        self.host, self.port = "127.0.0.1", free_port()
+        self.url = f"http://{self.host}:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> JavaMockServer:
+        import tempfile
+
+        from pytest_commons.backends.base import wait_ready
+        from pytest_commons.services.mockserver import MockServerInfo, MockServerSpec
+
+        spec = MockServerSpec()
+        launch = spec.local_launch(Path(tempfile.gettempdir()), self.port, None)
+        self._proc = subprocess.Popen(
+            launch.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        info = MockServerInfo(host=self.host, port=self.port)
+        wait_ready(spec, "local", info, 60, exited=self._exited)
+        return self
+
+    def _exited(self) -> str | None:
+        assert self._proc is not None
+        code = self._proc.poll()
+        return None if code is None else f"exited with code {code}"
+
+    def reset(self) -> None:
+        from pytest_commons.services.mockserver import MockServerInfo, control
+
+        control(MockServerInfo(host=self.host, port=self.port), "/mockserver/reset")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait()
+
+
+def mockserver_engine_name() -> str:
+    """The engine the MockServer suites run on: ``java`` or ``commons``, resolved from
+    ``$PYTEST_COMMONS_MOCKSERVER_ENGINE`` as the local backend resolves it (auto: the real
+    MockServer when Java and its jar are here)."""
+    from pytest_commons.services.mockserver import MockServerSpec
+
+    return MockServerSpec().engine()[0]

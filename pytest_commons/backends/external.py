@@ -6,12 +6,13 @@ topics the plugin named itself.
 
 from __future__ import annotations
 
+import socket
 import time
 
 from pytest_commons._options import OPTIONS
 from pytest_commons._run import Instance, RunContext
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
-from pytest_commons.errors import BackendUnavailable, ConfigError
+from pytest_commons.errors import BackendUnavailable, ConfigError, ServiceStartError
 
 
 class ExternalBackend(Backend):
@@ -41,16 +42,26 @@ class ExternalBackend(Backend):
             raise ConfigError(
                 spec.name,
                 self.name,
-                f"malformed {opt.env}: {exc}",
+                f"malformed {self.settings.source(key)}: {exc}",
                 f"set {opt.env} to e.g. {spec.meta.url_help.lower()} like the one in the docs",
             ) from None
+        addresses = getattr(info, "addresses", lambda: [(info.host, info.port)])()
+        reasons = [_refused(host, port) for host, port in addresses]
+        refused = reasons[0] if reasons and all(reasons) else ""
+        if refused:
+            raise ServiceStartError(
+                spec.name,
+                self.name,
+                f"{info.describe()} refused the connection ({refused}): nothing listens there",
+                remedy=f"start the server, or fix {self.settings.source(key)}",
+            )
         version = wait_ready(
             spec,
             self.name,
             info,
             self.settings.start_timeout(),
             remedy=f"check that {info.describe()} is reachable and that "
-            f"{opt.env} holds the right credentials",
+            f"{self.settings.source(key)} holds the right credentials",
         )
         inst = Instance(
             service=spec.name,
@@ -63,3 +74,16 @@ class ExternalBackend(Backend):
         )
         ctx.write(inst)
         return inst
+
+
+def _refused(host: str, port: int) -> str:
+    """The reason when a TCP connect to ``host:port`` is refused outright (nothing listens:
+    waiting the start timeout would not help), else "" (accepted, or slow: the readiness wait
+    decides)."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return ""
+    except ConnectionRefusedError as exc:
+        return exc.strerror or "connection refused"
+    except OSError:
+        return ""

@@ -17,13 +17,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pytest_commons._cleanup import kill_process_group
 from pytest_commons._lock import FileLock
 from pytest_commons._run import Instance, RunContext, runtime_root
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
-from pytest_commons.errors import BackendUnavailable, ServiceStartError, read_tail
+from pytest_commons.errors import BackendUnavailable, ServiceStartError, keep_log, read_tail
 from pytest_commons.services.base import LocalLaunch
 
 _CHILDREN: list[subprocess.Popen[bytes]] = []  # keeps Popen objects alive (no ResourceWarning)
@@ -68,19 +68,49 @@ def chown_tree(path: Path, user: tuple[int, int] | None) -> None:
                 os.lchown(os.path.join(root, name), uid, gid)
 
 
+MANIFEST = ".commons-manifest"  # written last into a cache: every file's path and size
+
+
+def _manifest(root: Path) -> str:
+    lines: list[str] = []
+    stack = [(str(root), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                elif rel != MANIFEST:
+                    lines.append(f"{rel}\t{entry.stat(follow_symlinks=False).st_size}")
+    return "\n".join(sorted(lines)) + "\n"
+
+
+def cache_intact(cache: Path) -> bool:
+    """Whether ``cache`` is complete: its manifest exists and every file it lists is there
+    with its size (a cache cut short, or damaged afterwards, is rebuilt)."""
+    try:
+        return (cache / MANIFEST).read_text() == _manifest(cache)
+    except OSError:
+        return False
+
+
 def cached_build(cache: Path, ready: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
     """Build ``cache`` once (initdb, install-db …) and reuse it across runs.
 
     ``build(work)`` fills ``work``, a path in the private runtime directory (the server user may
     not reach a cache in a home directory); the result is copied into ``cache`` under a file
-    lock and renamed into place, so concurrent runs never see half a cache.
+    lock and renamed into place, so concurrent runs never see half a cache. A cache whose
+    manifest does not match its files is removed and built again.
     """
-    if ready(cache):
+    if ready(cache) and cache_intact(cache):
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache) + ".lock"):
-        if ready(cache):
+        if ready(cache) and cache_intact(cache):
             return cache
+        if cache.exists():  # damaged or from an older version: build it again
+            shutil.rmtree(cache, ignore_errors=True)
         work = runtime_root() / f"{cache.parent.name}-init-{cache.name}-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -90,6 +120,7 @@ def cached_build(cache: Path, ready: Callable[[Path], bool], build: Callable[[Pa
             subprocess.run(
                 ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
             )
+            (tmp / MANIFEST).write_text(_manifest(tmp))
             os.rename(tmp, cache)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -104,6 +135,14 @@ def copy_datadir(cache: Path, datadir: Path, user: tuple[int, int] | None) -> No
     if user is not None:
         os.chown(datadir, *user)
     os.chmod(datadir, 0o700)
+
+
+def open_log(path: str) -> IO[bytes]:
+    """A server log for appending, readable by its owner only (mode 0600: it may show
+    queries, names and paths other local users have no business reading)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def _describe_exit(code: int) -> str:
@@ -150,7 +189,13 @@ class LocalBackend(Backend):
         _CHILDREN.append(proc)
         return proc
 
-    def _wait(self, spec: AnySpec, inst: Instance, proc: subprocess.Popen[bytes]) -> str:
+    def _wait(
+        self,
+        spec: AnySpec,
+        inst: Instance,
+        proc: subprocess.Popen[bytes],
+        info: dict[str, Any] | None = None,
+    ) -> str:
         def exited() -> str | None:
             code = proc.poll()
             return None if code is None else _describe_exit(code)
@@ -158,7 +203,7 @@ class LocalBackend(Backend):
         return wait_ready(
             spec,
             self.name,
-            spec.info_from_dict(inst.info),
+            spec.info_from_dict(info or inst.info),
             self.settings.start_timeout(),
             exited=exited,
             log_tail=lambda: read_tail(inst.log_path),
@@ -178,14 +223,19 @@ class LocalBackend(Backend):
             raise
         except (OSError, subprocess.SubprocessError) as exc:
             raise ServiceStartError(
-                spec.name, self.name, f"preparing the data directory failed: {exc}"
+                spec.name,
+                self.name,
+                f"preparing the data directory failed: {exc}",
+                remedy=f"check the cache dir {self.settings.cache_dir()} (set by "
+                f"{self.settings.source('commons_cache_dir')}; choose another with "
+                "--commons-cache-dir) and the run directory",
             ) from exc
         log_path = str(sdir / "server.log")
         for attempt in range(3):
             port = free_port()
             launch = spec.local_launch(datadir, port, user)
             run_user = list(user) if (user and launch.run_as_server_user) else None
-            with open(log_path, "ab") as log:
+            with open_log(log_path) as log:
                 try:
                     proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
                 except OSError as exc:  # e.g. a binary built for another architecture
@@ -205,18 +255,21 @@ class LocalBackend(Backend):
                 server_user=run_user,
                 stop_signal=int(launch.stop_signal),
                 log_path=log_path,
-                paths=[str(sdir)],
+                paths=[str(sdir), *launch.paths],
                 extra={"datadir": str(datadir), "graceful_signal": int(launch.graceful_signal)},
             )
             ctx.write(inst)
             try:
-                inst.version = self._wait(spec, inst, proc)
+                inst.version = self._wait(spec, inst, proc, launch.ready_info)
+                if launch.ready_info is not None:
+                    self._secure(spec, launch, inst)
             except ServiceStartError as exc:
                 kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
                 port_lost = any(m in exc.log_tail for m in launch.port_in_use_markers)
                 if port_lost and attempt < 2:
                     continue  # another process took the port between our check and the bind
-                raise
+                # the run directory goes at the end of the run: keep the log the error quotes
+                raise keep_log(exc, str(runtime_root() / "failed-logs")) from None
             except BaseException:
                 kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
                 raise
@@ -226,6 +279,18 @@ class LocalBackend(Backend):
             return inst
         raise AssertionError("unreachable")
 
+    def _secure(self, spec: AnySpec, launch: LocalLaunch, inst: Instance) -> None:
+        try:
+            spec.local_secure(launch)
+        except Exception as exc:
+            raise ServiceStartError(
+                spec.name,
+                self.name,
+                f"setting the run's credentials failed: {type(exc).__name__}: {exc}",
+                log_tail=read_tail(inst.log_path),
+                log_path=inst.log_path,
+            ) from exc
+
     # fault injection --------------------------------------------------------------------------
     def stop_only(self, instance: Instance) -> None:
         if instance.pid:
@@ -234,7 +299,7 @@ class LocalBackend(Backend):
 
     def restart(self, spec: AnySpec, instance: Instance, ctx: RunContext | None) -> Instance:
         self.stop_only(instance)
-        with open(instance.log_path, "ab") as log:
+        with open_log(instance.log_path) as log:
             proc = self._spawn(
                 instance.argv,
                 instance.env,

@@ -74,6 +74,11 @@ class LocalLaunch:
     stop_signal: int = signal.SIGTERM
     graceful_signal: int = signal.SIGTERM  # for stop()/restart() in tests: data must survive
     port_in_use_markers: tuple[str, ...] = ("Address already in use",)
+    #: what the start-up readiness probe connects to when it is not ``info`` (PostgreSQL: its
+    #: private unix socket, before the run's password exists); then ``local_secure`` runs
+    ready_info: dict[str, Any] | None = None
+    #: more paths to delete with the instance (e.g. a socket directory outside the run dir)
+    paths: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -148,6 +153,19 @@ class ServiceSpec(ABC, Generic[InfoT]):
         self, datadir: Path, port: int, server_user: tuple[int, int] | None
     ) -> LocalLaunch:
         raise NotImplementedError
+
+    def local_secure(self, launch: LocalLaunch) -> None:
+        """After the first readiness probe: give the server the run's credentials (if the
+        engine could not be started with them)."""
+
+    @property
+    def run_password(self) -> str:
+        """A random password for this start of a local server (never cached, never logged)."""
+        if not hasattr(self, "_run_password"):
+            import secrets
+
+            self._run_password = secrets.token_hex(16)
+        return self._run_password
 
     # docker ---------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:

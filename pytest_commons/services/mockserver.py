@@ -1,9 +1,16 @@
 """MockServer: connection info, readiness probe, and the engines per backend.
 
-* local: pytest-commons' own engine (:mod:`pytest_commons.engines.mockserver`), run as one
-  supervised process per test run (``python -m pytest_commons.engines.mockserver``, ready in
-  tens of milliseconds). That process is a *hub*: each pytest process (each xdist worker)
-  claims an engine of its own from it, so per-test resets never touch another worker.
+* local, two engines (``--mockserver-engine=auto|java|commons``):
+
+  - ``commons``: pytest-commons' own engine (:mod:`pytest_commons.engines.mockserver`), run
+    as one supervised process per test run (``python -m pytest_commons.engines.mockserver``,
+    ready in tens of milliseconds). That process is a *hub*: each pytest process (each xdist
+    worker) claims an engine of its own from it, so per-test resets never touch another worker.
+  - ``java``: the real MockServer 5.15.0 (``mockserver-netty-no-dependencies``, pinned by
+    SHA-256, put in the cache by ``pytest-commons fetch mockserver``), one JVM per run bound to
+    127.0.0.1, shared by the xdist workers (tests that use it take turns, see the fixtures).
+  - ``auto`` (the default): ``java`` when a Java ≥ 8 runtime is found and the jar is in the
+    cache, else ``commons``. Nothing on the default path needs Java.
 * docker: the official ``mockserver/mockserver`` image (container port 1080).
 * external: ``PYTEST_COMMONS_MOCKSERVER_URL=http://host:port``.
 
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -22,10 +30,35 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_commons._java import MavenArtifact, java_binary, java_major
+from pytest_commons._settings import Settings
 from pytest_commons.errors import NotReady, ProbeRefused
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 
 MOCKSERVER_PORT = 1080
+#: the real MockServer the ``java`` engine runs (its classes are Java 8 bytecode)
+MOCKSERVER_JAR = MavenArtifact(
+    group="org.mock-server",
+    artifact="mockserver-netty-no-dependencies",
+    version="5.15.0",
+    sha256="866bd44bfda37a3dc7d95f89c3abb34175dab5014326cd74b3e03fd023eddebf",
+)
+JAVA_MIN = 8
+ENGINES = ("auto", "java", "commons")
+#: JVM flags for a fast start of a short-lived test server (C1 only, serial GC, shared
+#: class data), and MockServer properties: loopback only, no proxying of unmatched requests
+#: to the outside world, quiet log
+JAVA_FLAGS = (
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Xshare:auto",
+    "-Xss512k",
+    "-Xmx256m",
+    "-Dmockserver.localBoundIP=127.0.0.1",
+    "-Dmockserver.attemptToProxyIfNoMatchingExpectation=false",
+    "-Dmockserver.logLevel=WARN",
+    "-Dmockserver.outputMemoryUsageCsv=false",
+)
 INSTALL_HINT = 'pip install "pytest-commons[mockserver]"'
 EXTENSION_PREFIX = "/mockserver/pytestCommons"
 #: ``.version`` of pytest-commons' engine; followed by `` <version>`` on a hub (the local
@@ -86,6 +119,71 @@ def control(
     if expect and status not in expect:
         raise MockServerHTTPError("PUT", f"{info.url}{path}", status, payload)
     return status, headers, payload
+
+
+def fetch_jar(settings: Settings, use_mvn: bool | None = None) -> Path:
+    """``pytest-commons fetch mockserver``: the pinned MockServer jar into the cache, then
+    (when Java is here) a class-data archive of a started server next to it."""
+    from pytest_commons._java import fetch
+
+    jar = fetch(MOCKSERVER_JAR, settings.cache_dir(), use_mvn=use_mvn)
+    binary = java_binary()
+    if binary is not None and (java_major(binary) or 0) >= 13:
+        build_class_archive(binary, jar)
+    return jar
+
+
+def class_archive(binary: str, jar: Path) -> Path:
+    """Where the dynamic class-data archive for this JVM and jar lives (it may not exist)."""
+    return jar.with_name(f"{jar.stem}.java{java_major(binary)}.jsa")
+
+
+def build_class_archive(binary: str, jar: Path, timeout: float = 120.0) -> Path | None:
+    """Start MockServer once with ``-XX:ArchiveClassesAtExit`` and stop it after it answered,
+    so that later starts map the classes it loaded (≈25% faster here). None when the JVM
+    could not make one (the launch then goes without; nothing depends on it)."""
+    import subprocess
+    import time
+
+    from pytest_commons.backends.local import free_port
+
+    target = class_archive(binary, jar)
+    if target.is_file():
+        return target
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    port = free_port()
+    argv = [binary, *JAVA_FLAGS, f"-XX:ArchiveClassesAtExit={tmp}", "-jar", str(jar)]
+    proc = subprocess.Popen(
+        [*argv, "-serverPort", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    info = MockServerInfo(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                control(info, "/mockserver/status", timeout=2)
+            except (OSError, MockServerHTTPError):
+                time.sleep(0.1)
+                continue
+            # load what a test run loads: an expectation, a match, a retrieve
+            warm = {"httpRequest": {"path": "/w"}, "httpResponse": {"body": "w"}}
+            control(info, "/mockserver/expectation", warm, expect=())
+            control(info, "/mockserver/retrieve?type=active_expectations", expect=())
+            break
+    finally:
+        proc.terminate()  # a normal exit writes the archive
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.returncode not in (0, 143, -15) or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, target)
+    return target
 
 
 class MockServerSpec(ServiceSpec[MockServerInfo]):
@@ -199,12 +297,71 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         control(info, "/mockserver/reset", timeout=timeout)
 
     # local ----------------------------------------------------------------------------------
+    def engine(self) -> tuple[str, str]:
+        """(``java`` or ``commons``, why) for the local backend, from ``mockserver_engine``."""
+        wanted = (self.settings.get("mockserver_engine") or "auto").strip().lower()
+        if wanted not in ENGINES:
+            raise ValueError(
+                f"mockserver_engine={wanted!r} is not one of {', '.join(ENGINES)} "
+                "(--mockserver-engine, $PYTEST_COMMONS_MOCKSERVER_ENGINE or ini mockserver_engine)"
+            )
+        if wanted == "commons":
+            return "commons", "mockserver_engine=commons"
+        if wanted == "java":
+            return "java", "mockserver_engine=java"
+        missing = self.java_missing()
+        if missing:
+            return "commons", f"auto: {missing}"
+        return "java", "auto: Java and the MockServer jar are here"
+
+    def java_missing(self) -> str:
+        """Why the real MockServer cannot run here ("" when it can)."""
+        binary = java_binary()
+        if binary is None:
+            return "no Java runtime (java on PATH or $JAVA_HOME)"
+        major = java_major(binary)
+        if major is None or major < JAVA_MIN:
+            return f"{binary} is Java {major or '?'}; MockServer 5.15 needs Java {JAVA_MIN}+"
+        if not MOCKSERVER_JAR.present(self.settings.cache_dir()):
+            return (
+                f"{MOCKSERVER_JAR.filename} is not in the cache "
+                f"({MOCKSERVER_JAR.cached(self.settings.cache_dir())})"
+            )
+        return ""
+
     def local_unavailable(self) -> tuple[str, str] | None:
-        return None  # the engine is part of pytest-commons (standard library only)
+        try:
+            engine, _ = self.engine()
+        except ValueError as exc:
+            return str(exc), "use auto, java or commons"
+        missing = self.java_missing() if engine == "java" else ""
+        if missing:
+            return (
+                f"mockserver_engine=java, but {missing}",
+                "run `pytest-commons fetch mockserver` (needs Java 8+ and Maven Central), or "
+                "use --mockserver-engine=commons",
+            )
+        return None  # the commons engine is part of pytest-commons (standard library only)
 
     def local_launch(
         self, datadir: Path, port: int, server_user: tuple[int, int] | None
     ) -> LocalLaunch:
+        engine, _ = self.engine()
+        info = MockServerInfo(host="127.0.0.1", port=port).to_dict()
+        if engine == "java":
+            binary = java_binary()
+            assert binary is not None
+            jar = MOCKSERVER_JAR.cached(self.settings.cache_dir())
+            archive = class_archive(binary, jar)
+            cds = [f"-XX:SharedArchiveFile={archive}"] if archive.is_file() else []
+            return LocalLaunch(
+                argv=[binary, *JAVA_FLAGS, *cds, "-jar", str(jar), "-serverPort", str(port)],
+                info=info,
+                env={},
+                stop_signal=signal.SIGKILL,
+                graceful_signal=signal.SIGTERM,
+                port_in_use_markers=("Address already in use", "BindException"),
+            )
         argv = [
             sys.executable,
             "-m",
@@ -216,7 +373,7 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         ]
         return LocalLaunch(
             argv=argv,
-            info=MockServerInfo(host="127.0.0.1", port=port).to_dict(),
+            info=info,
             env={"PYTHONUNBUFFERED": "1"},
             stop_signal=signal.SIGTERM,
             graceful_signal=signal.SIGTERM,

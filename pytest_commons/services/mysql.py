@@ -53,11 +53,24 @@ FAST_ARGS = (
 # MySQL error codes the probe treats as "it answers but refuses us"
 REFUSAL_CODES = frozenset({1044, 1045, 1049, 1130, 1251, 1698, 2059})
 # Oracle MySQL: root@localhost only matches the socket when names are not resolved
+ZONEINFO = "/usr/share/zoneinfo"
+TZINFO_TO_SQL_NAMES = ("mariadb-tzinfo-to-sql", "mysql_tzinfo_to_sql")
 ROOT_TCP_SQL = """\
 CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'root'@'::1';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'::1' WITH GRANT OPTION;
+"""
+# Run at every start of a local server (--init-file): root needs the run's password (the cached
+# data directory has none, so that no password outlives its run). The file is 0600 in the
+# server's 0700 data directory.
+SECURE_SQL = """\
+ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '{password}';
+ALTER USER IF EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '{password}';
+ALTER USER IF EXISTS 'root'@'::1' IDENTIFIED BY '{password}';
+DROP USER IF EXISTS ''@'localhost';
+DROP USER IF EXISTS ''@'{hostname}';
+DROP USER IF EXISTS 'root'@'{hostname}';
 """
 _IDENT = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 _FLAVOURS: dict[tuple[str, int], str] = {}
@@ -279,7 +292,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
         if server is None:
             if explicit:
                 return (
-                    f"no executable server at PYTEST_COMMONS_MYSQL_SERVER={explicit}",
+                    f"no executable server at {self.settings.named('mysql_server')}",
                     "point it at a mariadbd or mysqld binary, or unset it",
                 )
             return (
@@ -335,6 +348,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
                     STORAGE_ARGS,
                     ROOT_TCP_SQL,
                     user,
+                    "time zones loaded",
                 )
             ).encode()
         ).hexdigest()[:16]
@@ -342,7 +356,8 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
 
         def install_db(work: Path) -> None:
             init_file = work.parent / (work.name + ".init.sql")
-            init_file.write_text(ROOT_TCP_SQL)
+            extra = self.time_zone_sql(server) if self.flavour(server) == "mysql" else None
+            init_file.write_text(ROOT_TCP_SQL + (extra or ""))
             os.chmod(init_file, 0o644)
             kwargs: dict[str, Any] = {}
             if self.flavour(server) == "mariadb":
@@ -375,7 +390,55 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
                 with contextlib.suppress(OSError):
                     init_file.unlink()
 
+            self._load_time_zones(server, work, kwargs)
+
         return cached_build(cache, lambda c: (c / "mysql").is_dir(), install_db)
+
+    @staticmethod
+    def time_zone_sql(server: Path) -> str | None:
+        """The ``mysql.time_zone*`` rows for the named zones in /usr/share/zoneinfo (from
+        mariadb-tzinfo-to-sql / mysql_tzinfo_to_sql next to the server or on PATH), or None
+        when either is missing."""
+        if not Path(ZONEINFO).is_dir():
+            return None
+        real = server.resolve()
+        for name in TZINFO_TO_SQL_NAMES:
+            found = real.parent.parent / "bin" / name
+            tool = str(found) if found.is_file() else shutil.which(name)
+            if tool:
+                result = subprocess.run(
+                    [tool, ZONEINFO], capture_output=True, text=True, timeout=120, check=False
+                )
+                if result.returncode == 0 and result.stdout:
+                    return "USE mysql;\n" + result.stdout
+        return None
+
+    def _load_time_zones(self, server: Path, work: Path, kwargs: dict[str, Any]) -> None:
+        """Named time zones (``CONVERT_TZ(.., 'America/New_York')``) in the cached MariaDB
+        datadir (Oracle MySQL loads them from its --init-file, see ``install_db``)."""
+        sql = self.time_zone_sql(server)
+        if sql is None or self.flavour(server) == "mysql":
+            return
+        result = subprocess.run(
+            [str(server), "--no-defaults", "--bootstrap", f"--datadir={work}", *STORAGE_ARGS],
+            input=sql,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=str(work.parent),
+            env={**os.environ, "LC_ALL": "C"},
+            **kwargs,
+        )
+        if result.returncode != 0:
+            raise ServiceStartError(
+                self.name,
+                "local",
+                f"the server exited with code {result.returncode} during start (mariadbd "
+                "--bootstrap, loading the named time zones into the cached datadir)",
+                log_tail=(result.stdout + result.stderr)[-3000:],
+                remedy="check the MariaDB installation (the log above), or set "
+                "PYTEST_COMMONS_MYSQL_SERVER",
+            )
 
     def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
         server = self.server_binary()
@@ -396,10 +459,24 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
     ) -> LocalLaunch:
         server = self.server_binary()
         assert server is not None
+        init_file = datadir / "commons-init.sql"
+        import socket
+
+        hostname = socket.gethostname().replace("'", "")  # install-db made root@<hostname>
+        init_file.write_text(SECURE_SQL.format(password=self.run_password, hostname=hostname))
+        # SELECT … INTO OUTFILE / LOAD DATA INFILE only in an empty directory of the server's
+        files = datadir.parent / "files"
+        files.mkdir(mode=0o700, exist_ok=True)
+        for path in (init_file, files):
+            os.chmod(path, 0o600 if path.is_file() else 0o700)
+            if server_user is not None:
+                os.chown(path, *server_user)
         argv = [
             str(server),
             "--no-defaults",  # must come first
             f"--datadir={datadir}",
+            f"--init-file={init_file}",
+            f"--secure-file-priv={files}",
             f"--port={port}",
             "--bind-address=127.0.0.1",
             f"--socket={datadir}/mysqld.sock",
@@ -410,7 +487,9 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
         ]
         return LocalLaunch(
             argv=argv,
-            info=MysqlInfo(host="127.0.0.1", port=port, user="root").to_dict(),
+            info=MysqlInfo(
+                host="127.0.0.1", port=port, user="root", password=self.run_password
+            ).to_dict(),
             # as root, the server runs as the unprivileged server user (no --user needed)
             run_as_server_user=True,
             stop_signal=signal.SIGKILL,  # the data is thrown away anyway

@@ -35,7 +35,7 @@ INITDB_ARGS = (
 )
 SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
-    "unix_socket_directories": "",
+    "unix_socket_permissions": "0700",
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
@@ -55,6 +55,19 @@ REFUSALS = (
     "authentication failed",
 )
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The local server's pg_hba.conf, written for every run (the cached cluster's trust lines are
+# never used): TCP logins need the run's password; the unix socket sits in a 0700 directory
+# only the server's user (and root) can enter, and is how the password is set at start.
+PG_HBA = """\
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+# The run's password is stored as a SCRAM verifier computed here with few PBKDF2 rounds: the
+# password is 128 random bits, so the 4096 default rounds buy nothing against guessing and cost
+# every connect of every test (see docs/reliability.md for the figures).
+SCRAM_ITERATIONS = 16
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes with the terminating NUL; keep a margin
 
 
 @dataclass(frozen=True, repr=False)
@@ -91,6 +104,37 @@ class PostgresInfo(ConnectionInfo):
 
     def describe(self) -> str:
         return f"{self.user}@{self.address}"
+
+
+def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """PostgreSQL's stored form of a SCRAM-SHA-256 password (``pg_authid.rolpassword``)."""
+    import base64
+    import hmac
+
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    stored = b64(hashlib.sha256(client_key).digest())
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${stored}:{b64(server_key)}"
+
+
+def _socket_dir(datadir: Path, port: int, server_user: tuple[int, int] | None) -> Path:
+    """The directory of the server's unix socket: its 0700 data directory, or (when that path
+    is too long for a socket) a 0700 directory of its own in /tmp."""
+    if len(f"{datadir}/.s.PGSQL.{port}") <= SOCKET_PATH_MAX:
+        return datadir
+    digest = hashlib.sha256(str(datadir).encode()).hexdigest()[:12]
+    path = Path("/tmp") / f"pytest-commons-pg-{digest}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    if server_user is not None:
+        os.chown(path, *server_user)
+    os.chmod(path, 0o700)
+    return path
 
 
 def _libpq_quote(value: str) -> str:
@@ -202,7 +246,7 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
             explicit = self.settings.get("postgres_bindir")
             if explicit:
                 return (
-                    f"no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR={explicit}",
+                    f"no postgres binary in {self.settings.named('postgres_bindir')}",
                     "point it at the directory holding postgres and initdb",
                 )
             return (
@@ -250,23 +294,37 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         bindir = self.bindir()
         assert bindir is not None
         copy_datadir(self._cluster_cache(bindir, server_user), datadir, server_user)
+        hba = datadir / "pg_hba.conf"
+        hba.write_text(PG_HBA)
+        os.chmod(hba, 0o600)
+        if server_user is not None:
+            os.chown(hba, *server_user)
 
     def local_launch(
         self, datadir: Path, port: int, server_user: tuple[int, int] | None
     ) -> LocalLaunch:
         bindir = self.bindir()
         assert bindir is not None
+        sockets = _socket_dir(datadir, port, server_user)
         argv = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
-        for key, value in SERVER_SETTINGS.items():
+        for key, value in {**SERVER_SETTINGS, "unix_socket_directories": str(sockets)}.items():
             argv += ["-c", f"{key}={value}"]
         return LocalLaunch(
             argv=argv,
-            info=PostgresInfo(host="127.0.0.1", port=port).to_dict(),
+            info=PostgresInfo(host="127.0.0.1", port=port, password=self.run_password).to_dict(),
+            ready_info=PostgresInfo(host=str(sockets), port=port).to_dict(),
+            paths=[] if sockets == datadir else [str(sockets)],
             run_as_server_user=True,
             stop_signal=signal.SIGQUIT,  # immediate shutdown: the data is thrown away anyway
             graceful_signal=signal.SIGINT,  # fast shutdown: flushes WAL, for restart()
             port_in_use_markers=("could not bind", "Address already in use"),
         )
+
+    def local_secure(self, launch: LocalLaunch) -> None:
+        """Set the run's password over the private socket (TCP logins need it from now on)."""
+        assert launch.ready_info is not None
+        with self.connect(self.info_from_dict(launch.ready_info), autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE postgres PASSWORD '{scram_verifier(self.run_password)}'")
 
     # docker -----------------------------------------------------------------------------------
     def docker_launch(self, image: str) -> DockerLaunch:

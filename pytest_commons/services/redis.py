@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -166,8 +167,16 @@ class RedisSpec(ServiceSpec[RedisInfo]):
     ) -> LocalLaunch:
         binary = self.server_binary()
         assert binary is not None
+        # the password goes in a file (0600, in the 0700 data directory), not on the command
+        # line every local user can read
+        conf = datadir / "redis.conf"
+        conf.write_text(f"requirepass {self.run_password}\n")
+        os.chmod(conf, 0o600)
+        if server_user is not None:
+            os.chown(conf, *server_user)
         argv = [
             binary,
+            str(conf),
             "--port",
             str(port),
             "--bind",
@@ -191,7 +200,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         ]
         return LocalLaunch(
             argv=argv,
-            info=RedisInfo(host="127.0.0.1", port=port).to_dict(),
+            info=RedisInfo(host="127.0.0.1", port=port, password=self.run_password).to_dict(),
             # nothing is persisted, so nothing is lost; SIGTERM would wait for the next
             # serverCron tick (up to 10 ms) before the server exits
             stop_signal=signal.SIGKILL,

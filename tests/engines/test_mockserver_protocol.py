@@ -27,11 +27,20 @@ import pytest
 
 from pytest_commons.engines.mockserver import MockServerEngine
 from pytest_commons.engines.mockserver.__main__ import EngineHub
+from tests.helpers import JavaMockServer, mockserver_engine_name
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[MockServerEngine]:
-    with MockServerEngine() as running:
+def engine_name() -> str:
+    """``commons`` or ``java``: which engine this run's protocol tests talk to
+    (``$PYTEST_COMMONS_MOCKSERVER_ENGINE``, resolved as the local backend resolves it)."""
+    return mockserver_engine_name()
+
+
+@pytest.fixture(scope="module")
+def engine(engine_name: str) -> Iterator[MockServerEngine | JavaMockServer]:
+    server = JavaMockServer() if engine_name == "java" else MockServerEngine()
+    with server as running:
         yield running
 
 
@@ -364,9 +373,14 @@ def test_clear_and_retrieve_by_a_path_template(http: httpx.Client) -> None:
         },
         {"id": "plain", "httpRequest": {"path": "/orders"}, "httpResponse": {}},
     )
-    found = put(http, "retrieve", {"path": "/orders/{id}"}, type="active_expectations")
+    # measured on MockServer 5.15.0: a template selects a template expectation only with
+    # pathParameters; a concrete path selects it through the expectation's own template
+    by_text = {"path": "/orders/{id}"}
+    assert put(http, "retrieve", by_text, type="active_expectations").json() == []
+    by_template = {"path": "/orders/{id}", "pathParameters": {"id": ["5"]}}
+    found = put(http, "retrieve", by_template, type="active_expectations")
     assert [e["id"] for e in found.json()] == ["templated"]
-    assert put(http, "clear", {"path": "/orders/{id}"}, type="expectations").status_code == 200
+    assert put(http, "clear", {"path": "/orders/1"}, type="expectations").status_code == 200
     remaining = put(http, "retrieve", type="active_expectations").json()
     assert [e["id"] for e in remaining] == ["plain"]
 
@@ -374,8 +388,8 @@ def test_clear_and_retrieve_by_a_path_template(http: httpx.Client) -> None:
 def test_retrieve_expectations_by_a_definition_with_headers_cookies_and_body(
     http: httpx.Client,
 ) -> None:
-    # MockServer selects the expectations whose matcher matches the definition read as a
-    # request; values are taken literally
+    # MockServer selects the expectations whose request has everything the definition asks
+    # for (the definition is the matcher, the expectation's request the request)
     expect(
         http,
         {
@@ -410,14 +424,95 @@ def test_retrieve_expectations_by_a_definition_with_headers_cookies_and_body(
         "cookies": [{"name": "sid", "value": "s1"}],
         "body": {"type": "JSON", "json": '{"a": 1, "b": 2}'},
     }
-    assert selected(full) == ["full"]
-    assert selected({**full, "headers": {"X-Kind": {"value": "b"}}}) == []
+    assert selected(full) == []  # the expectation's body has no "b"
+    assert selected({**full, "body": {"type": "JSON", "json": '{"a": 1}'}}) == ["full"]
+    assert selected({"path": "/full", "headers": {"X-Kind": ["a"]}}) == ["full"]
+    assert selected({"path": "/full", "headers": {"X-Kind": ["b"]}}) == []
+    assert selected({"path": "/full", "queryStringParameters": {"q": ["1"]}}) == ["full"]
+    assert selected({"path": "/full", "cookies": {"sid": "s1"}}) == ["full"]
     assert selected({"path": "/bin", "body": {"type": "BINARY", "base64Bytes": "AAE="}}) == [
         "binary"
     ]
     assert selected({"path": "/s", "body": {"type": "STRING", "string": "text"}}) == ["string"]
     assert selected({"path": "/s", "body": "other"}) == []
-    assert selected({"path": "/full", "method": "POST", "body": {"a": 1}}) == []  # no headers
+    assert selected({"path": "/full", "method": "POST", "body": {"a": 1}}) == ["full"]
+
+
+# measured against MockServer 5.15.0 (the test runs on both engines): which expectations a
+# clear or retrieve by request definition selects
+_CONTROL_PLANE_CASES = [
+    (
+        "path-only-selects-every-method",
+        [
+            {"method": "GET", "path": "/a"},
+            {"method": "POST", "path": "/a"},
+            {"method": "GET", "path": "/b"},
+        ],
+        {"path": "/a"},
+        [0, 1],
+    ),
+    (
+        "method-selects-method-less",
+        [{"path": "/a"}, {"method": "GET", "path": "/a"}],
+        {"method": "GET", "path": "/a"},
+        [0, 1],
+    ),
+    (
+        "header-needs-the-header",
+        [{"path": "/a"}, {"path": "/a", "headers": {"X": ["1"]}}],
+        {"path": "/a", "headers": {"X": ["1"]}},
+        [1],
+    ),
+    (
+        "regex-definition",
+        [{"path": "/a/1"}, {"path": "/a/2"}, {"path": "/b"}],
+        {"path": "/a/.*"},
+        [0, 1],
+    ),
+    ("regex-expectation", [{"path": "/a/.*"}], {"path": "/a/1"}, [0]),
+    (
+        "query-and-body-ignored",
+        [{"path": "/a", "queryStringParameters": {"q": ["1"]}}, {"path": "/a", "body": "x"}],
+        {"path": "/a"},
+        [0, 1],
+    ),
+    ("body-needs-the-body", [{"path": "/a"}], {"path": "/a", "body": "x"}, []),
+    ("negated-path", [{"path": "/a"}, {"path": "/b"}], {"path": "!/a"}, [1]),
+    (
+        "method-only",
+        [{"method": "GET", "path": "/a"}, {"method": "POST", "path": "/b"}],
+        {"method": "GET"},
+        [0],
+    ),
+    ("method-regex-expectation", [{"method": "P.*", "path": "/a"}], {"method": "PUT"}, [0]),
+    (
+        "secure-must-be-equal",
+        [{"path": "/a", "secure": True}, {"path": "/a"}],
+        {"path": "/a", "secure": False},
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("requests", "definition", "selected"),
+    [pytest.param(r, d, s, id=i) for i, r, d, s in _CONTROL_PLANE_CASES],
+)
+def test_clear_selects_what_the_definition_matches(
+    http: httpx.Client, requests: list[Any], definition: Any, selected: list[int]
+) -> None:
+    """Issue 16: ``clear`` with a definition less specific than an expectation (path only vs
+    GET + path) clears it, as MockServer does; ``retrieve`` selects the same expectations."""
+    expect(
+        http,
+        *({"id": f"e{i}", "httpRequest": r, "httpResponse": {}} for i, r in enumerate(requests)),
+    )
+    wanted = [f"e{i}" for i in selected]
+    found = put(http, "retrieve", definition, type="active_expectations").json()
+    assert [e["id"] for e in found] == wanted
+    assert put(http, "clear", definition, type="expectations").status_code == 200
+    left = [e["id"] for e in put(http, "retrieve", type="active_expectations").json()]
+    assert left == [f"e{i}" for i in range(len(requests)) if i not in selected]
 
 
 # --------------------------------------------------------------------------- body matchers

@@ -2,11 +2,13 @@
 
 Same shape as ``test_docker_backend.py::test_integration_suite_passes_on_docker``: the suite
 runs in a child pytest with ``--<svc>-backend=docker`` and must pass. Images come from
-``scripts/build-test-images.sh`` (no registry here): ``pytest-commons/kafka:tansu`` (Tansu, so
-the Tansu-deviation tests skip, keyed off the broker, not the backend),
+``scripts/build-test-images.sh`` (no registry here): ``pytest-commons/kafka:4.1.1`` (Apache
+Kafka from the pinned jars: every test runs) and ``pytest-commons/kafka:tansu`` (Tansu, so the
+tests that require what Tansu lacks skip, keyed off the broker, not the backend),
 ``pytest-commons/localstack:moto`` (moto behind the LocalStack contract) and
-``pytest-commons/mockserver:engine`` (pytest-commons' own engine; the Java MockServer image
-cannot be had here). Without Docker or the images these skip; under CI they fail.
+``pytest-commons/mockserver:engine`` (pytest-commons' own engine) and
+``pytest-commons/mockserver:5.15.0`` (the real MockServer, built from the pinned jar).
+Without Docker or the images these skip; under CI they fail.
 """
 
 from __future__ import annotations
@@ -23,23 +25,28 @@ from tests.integration.test_docker_backend import _env, _missing
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent  # the rootdir: node ids (and --deselect prefixes) are relative to it
 IMAGES = {
-    "kafka": "pytest-commons/kafka:tansu",
+    "kafka": "pytest-commons/kafka:4.1.1",  # Apache Kafka: every test must pass
+    "kafka-tansu": "pytest-commons/kafka:tansu",  # the requires(kafka=...) tests skip
     "aws": "pytest-commons/localstack:moto",
     "mockserver": "pytest-commons/mockserver:engine",
+    "mockserver-java": "pytest-commons/mockserver:5.15.0",
 }
 # skips that are right on these images; any other skip fails the test
 EXPECTED_SKIPS = {
-    "kafka": ("is not supported by this broker (",),
+    "kafka": ("pins what Tansu answers; this broker is not Tansu",),
+    "kafka-tansu": ("an Apache Kafka image (--kafka-image)",),
     "aws": ("the endpoint has no per-account reset",),
     "mockserver": (
         "a MockServer in a container cannot reach the host's 127.0.0.1",
         "restarts the shared engine process: local backend",
     ),
 }
+EXPECTED_SKIPS["mockserver-java"] = EXPECTED_SKIPS["mockserver"]
 # tests that assume the local backend's engine, not the docker contract (see docs/docker.md,
 # "Known gaps"); each with the reason
 DESELECT: dict[str, dict[str, str]] = {
     "kafka": {},
+    "kafka-tansu": {},
     "aws": {
         # per-account reset and /_pytest_commons/reset-account exist on the local moto
         # launcher only; elsewhere tracked deletion leaves untracked fixed SQS names behind
@@ -49,6 +56,7 @@ DESELECT: dict[str, dict[str, str]] = {
         "test_aws_environ_for_in_process_code": "needs the access-key account rule",
     },
     "mockserver": {},
+    "mockserver-java": {},
 }
 
 
@@ -70,19 +78,24 @@ def present_images() -> set[str]:
     )
 
 
-@pytest.mark.parametrize("service", ["kafka", "aws", "mockserver"])
+@pytest.mark.parametrize(
+    "variant", ["kafka", "kafka-tansu", "aws", "mockserver", "mockserver-java"]
+)
 def test_integration_suite_passes_on_docker(
-    present_images: set[str], service: str, tmp_path: Path
+    present_images: set[str], variant: str, tmp_path: Path
 ) -> None:
+    """kafka: Apache Kafka in the image built from the pinned jars; mockserver-java: the real
+    MockServer 5.15.0 in the image built from the pinned jar."""
+    service = variant.partition("-")[0]
     suite = HERE / f"test_{service}.py"
     if not suite.exists():
         pytest.skip(f"{suite.name} is not part of this tree")
-    image = IMAGES[service]
+    image = IMAGES[variant]
     if image not in present_images:
         _missing(f"image {image} is not built (bash scripts/build-test-images.sh)")
     deselect = [
         arg
-        for name in DESELECT[service]
+        for name in DESELECT[variant]
         for arg in ("--deselect", f"{suite.relative_to(ROOT).as_posix()}::{name}")
         if f"def {name}(" in suite.read_text()
     ]
@@ -97,7 +110,8 @@ def test_integration_suite_passes_on_docker(
             "-p",
             "no:cacheprovider",
             f"--{service}-backend=docker",
-            "--services-missing=fail",
+            # on Tansu the tests that require what it lacks skip (they fail under "fail")
+            "--services-missing=skip" if variant == "kafka-tansu" else "--services-missing=fail",
             f"--basetemp={tmp_path}/bt",
             *deselect,
         ],
@@ -115,7 +129,7 @@ def test_integration_suite_passes_on_docker(
         line
         for line in out.splitlines()
         if line.startswith("SKIPPED")
-        and not any(reason in line for reason in EXPECTED_SKIPS[service])
+        and not any(reason in line for reason in EXPECTED_SKIPS[variant])
     ]
     assert not unexpected, "\n".join(unexpected)
 
@@ -125,9 +139,10 @@ def test_kafka_on_the_tansu_image_is_treated_as_tansu(
 ) -> None:
     """``@kafka_requires`` and ``Kafka.supports`` key off the broker: Tansu in a container
     lacks the same features as the local Tansu (what the deselected test should say)."""
-    if IMAGES["kafka"] not in present_images:
-        _missing(f"image {IMAGES['kafka']} is not built (bash scripts/build-test-images.sh)")
-    clean_env.setenv("PYTEST_COMMONS_KAFKA_IMAGE", IMAGES["kafka"])
+    image = IMAGES["kafka-tansu"]
+    if image not in present_images:
+        _missing(f"image {image} is not built (bash scripts/build-test-images.sh)")
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_IMAGE", image)
     pytester.makepyfile("""
         from pytest_commons.kafka import FEATURES, kafka_requires
 
@@ -144,4 +159,4 @@ def test_kafka_on_the_tansu_image_is_treated_as_tansu(
         "--kafka-backend=docker", "-p", "no:cacheprovider", "-rs"
     )
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*create_partitions is not supported by this broker (Tansu*"])
+    result.stdout.fnmatch_lines(["*kafka: create_partitions: Tansu 0.6 does not support*"])

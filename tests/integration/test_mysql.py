@@ -30,6 +30,13 @@ CREATE VIEW aa_color_count AS SELECT COUNT(*) AS n FROM zz_color_names;
 CREATE TABLE audit (email VARCHAR(100));
 CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW
     INSERT INTO audit (email) VALUES (NEW.email);
+CREATE PROCEDURE add_user(IN address VARCHAR(100))
+BEGIN
+    INSERT INTO users (email) VALUES (address);
+    INSERT INTO audit (email) VALUES (CONCAT('proc:', address));
+END;
+CREATE FUNCTION user_count() RETURNS INT READS SQL DATA RETURN (SELECT COUNT(*) FROM users);
+CREATE EVENT purge_audit ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit;
 """
 
 
@@ -69,6 +76,24 @@ def test_template_rows_views_triggers_and_foreign_keys_are_copied(mysql: MysqlDa
         with pytest.raises(pymysql.err.IntegrityError):  # the foreign key came along
             cur.execute("INSERT INTO orders (user_id) VALUES (999)")
     assert scalar(conn, "SELECT email FROM audit") == "t@x.io"  # the trigger came along
+
+
+def test_procedures_functions_and_events_are_copied(mysql: MysqlDatabase) -> None:
+    """Issue 16: routines and events of ``mysql_schema`` reach every test database."""
+    conn = mysql.connect(autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("CALL add_user('p@x.io')")
+    assert scalar(conn, "SELECT user_count()") == 1
+    assert scalar(conn, "SELECT COUNT(*) FROM audit WHERE email = 'proc:p@x.io'") == 1
+    events = "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()"
+    assert scalar(conn, events) == "purge_audit"
+
+
+def test_named_time_zones_are_loaded(mysql: MysqlDatabase) -> None:
+    """Issue 16: ``CONVERT_TZ`` with a named zone answers (the time zone tables are filled)."""
+    conn = mysql.connect()
+    value = scalar(conn, "SELECT CONVERT_TZ('2024-01-01 12:00:00', 'UTC', 'America/New_York')")
+    assert str(value) == "2024-01-01 07:00:00"
 
 
 def test_tables_created_by_a_test_do_not_leak(mysql: MysqlDatabase) -> None:
@@ -305,3 +330,11 @@ def test_external_backend_with_wrong_password_fails_with_remedy(
     assert "Access denied" in out
     assert "PYTEST_COMMONS_MYSQL_URL" in out
     assert "wrong-secret" not in out
+
+
+def test_an_object_that_cannot_be_copied_is_named(mysql: MysqlDatabase) -> None:
+    from pytest_commons.fixtures.mysql import SchemaCopyError, _show_create
+
+    conn = mysql.connect()
+    with conn.cursor() as cur, pytest.raises(SchemaCopyError, match="procedure gone_away"):
+        _show_create(cur, "PROCEDURE", f"`{mysql.name}`.", "gone_away", 2)

@@ -449,6 +449,7 @@ def test_doctor_reports_a_service_module_that_cannot_be_imported(
     # no backend lines for it; the next service follows directly
     assert not out[kafka + 1].startswith("  ")
     assert (
-        "  local     no: no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR=/nonexistent — "
+        "  local     no: no postgres binary in postgres_bindir='/nonexistent' (from "
+        "$PYTEST_COMMONS_POSTGRES_BINDIR) — "
         "point it at the directory holding postgres and initdb"
     ) in out

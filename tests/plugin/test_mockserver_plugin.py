@@ -4,6 +4,7 @@ own plugin, xdist isolation, external URLs and their failures."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -267,20 +268,20 @@ def test_external_url_points_at_a_running_engine(
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("ftp://127.0.0.1:1080", "*malformed PYTEST_COMMONS_MOCKSERVER_URL*scheme must be http*"),
-        ("https://127.0.0.1:1080", "*malformed PYTEST_COMMONS_MOCKSERVER_URL*https*"),
-        ("http://127.0.0.1:1080/ctx", "*malformed PYTEST_COMMONS_MOCKSERVER_URL*context path*"),
+        ("ftp://127.0.0.1:1080", "*MOCKSERVER_URL) is malformed*scheme must be http*"),
+        ("https://127.0.0.1:1080", "*MOCKSERVER_URL) is malformed*https*"),
+        ("http://127.0.0.1:1080/ctx", "*MOCKSERVER_URL) is malformed*context path*"),
     ],
 )
-def test_malformed_external_url_fails_with_the_reason(
+def test_malformed_external_url_is_a_usage_error_with_the_reason(
     pytester: pytest.Pytester, env: pytest.MonkeyPatch, url: str, problem: str
 ) -> None:
     env.setenv("PYTEST_COMMONS_MOCKSERVER_URL", url)
     env.setenv("PYTEST_COMMONS_MOCKSERVER_BACKEND", "auto")
     pytester.makepyfile("def test_ms(mockserver):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([problem])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([problem])
 
 
 class _NotMockServer(BaseHTTPRequestHandler):
@@ -337,3 +338,73 @@ def test_missing_client_skips_with_the_install_hint(
     result.stdout.fnmatch_lines(
         ["*mockserver-client is not installed*pytest-commons[[]mockserver[]]*"]
     )
+
+
+REQUIRES_TEMPLATES = """
+import pytest, urllib.request
+
+@pytest.mark.requires(mockserver="templates")
+def test_templated(mockserver_url, mockserver):
+    import json
+    body = {"httpRequest": {"path": "/hi"}, "httpResponseTemplate": {"templateType": "VELOCITY",
+            "template": '{"statusCode": 200, "body": "hi $request.path"}'}}
+    req = urllib.request.Request(mockserver_url + "/mockserver/expectation", method="PUT",
+                                 data=json.dumps(body).encode())
+    urllib.request.urlopen(req)
+    assert urllib.request.urlopen(mockserver_url + "/hi").read() == b"hi /hi"
+"""
+
+
+@pytest.mark.parametrize("missing", ["skip", "fail"])
+def test_requires_names_the_engine_and_the_remedy(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Issue 16: a test needing a feature the commons engine lacks is skipped with the engine
+    and the remedy, and fails under --services-missing=fail."""
+    pytester.makepyfile(REQUIRES_TEMPLATES)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--mockserver-engine=commons",
+        f"--services-missing={missing}",
+        "-rsf",
+    )
+    result.assert_outcomes(**{"skipped" if missing == "skip" else "errors": 1})
+    result.stdout.fnmatch_lines(
+        [
+            "*mockserver: templates: the commons engine does not honour templates: "
+            "*--mockserver-engine=java*"
+        ]
+    )
+
+
+def test_requires_runs_the_test_on_the_real_mockserver(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    import pwd
+
+    from tests.helpers import mockserver_engine_name
+
+    # pytester moves HOME: point the inner run at the real cache, where the jar is
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    cache = os.environ.get("PYTEST_COMMONS_COMMONS_CACHE_DIR") or f"{home}/.cache/pytest-commons"
+    env.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", cache)
+    if mockserver_engine_name() != "java":
+        pytest.skip("the real MockServer is not here (Java and `pytest-commons fetch mockserver`)")
+    pytester.makepyfile(REQUIRES_TEMPLATES)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--services-missing=fail", "--mockserver-engine=java"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_requires_refuses_an_unknown_feature(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        "import pytest\n@pytest.mark.requires(mockserver='teleport')\n"
+        "def test_x(mockserver): pass\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*requires(mockserver='teleport'): unknown feature*templates*"])

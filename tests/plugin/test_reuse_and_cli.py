@@ -69,7 +69,8 @@ def test_doctor_reports_every_service_and_backend(
     pg = report["services"]["postgres"]["backends"]
     assert pg["local"] == {
         "available": False,
-        "reason": "no postgres binary in PYTEST_COMMONS_POSTGRES_BINDIR=/nonexistent",
+        "reason": "no postgres binary in postgres_bindir='/nonexistent' (from "
+        "$PYTEST_COMMONS_POSTGRES_BINDIR)",
         "remedy": "point it at the directory holding postgres and initdb",
     }
     assert pg["external"]["reason"] == "$PYTEST_COMMONS_POSTGRES_URL is not set"

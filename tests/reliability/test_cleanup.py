@@ -165,3 +165,51 @@ def test_a_normal_run_leaves_no_run_directory(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     # run directories are named run-<owner pid>-<random>: none of this run's may remain
     assert not list(runtime_root().glob(f"run-{proc.pid}-*"))
+
+
+HOLDING_MOCKSERVER = """
+import json, os, time
+
+def test_hold(mockserver, mockserver_service, request):
+    from pytest_commons._state import get_registry
+    assert mockserver_service.version.startswith("mockserver "), mockserver_service.version
+    state = {{
+        "pids": [mockserver_service.instance.pid],
+        "run_dir": str(get_registry(request.config).ctx.run_dir),
+    }}
+    with open({out!r} + ".tmp", "w") as fh:
+        json.dump(state, fh)
+    os.replace({out!r} + ".tmp", {out!r})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def test_kill_9_reaps_the_real_mockserver(tmp_path: Path) -> None:
+    """Issue 16: the JVM of --mockserver-engine=java is reaped like every local server."""
+    from tests.helpers import mockserver_engine_name
+
+    if mockserver_engine_name() != "java":
+        if os.environ.get("CI"):
+            pytest.fail("the real MockServer is not here: pytest-commons fetch mockserver")
+        pytest.skip("the real MockServer is not here (Java and `pytest-commons fetch mockserver`)")
+    out = tmp_path / "state.json"
+    (tmp_path / "test_hold.py").write_text(HOLDING_MOCKSERVER.format(out=str(out)))
+    env = {**_env(), "PYTEST_COMMONS_MOCKSERVER_ENGINE": "java"}
+    env["PYTEST_COMMONS_MOCKSERVER_BACKEND"] = "local"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hold.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_for(lambda: out.exists() or proc.poll() is not None, 90, "the inner run to start")
+    if not out.exists():
+        pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
+    state = json.loads(out.read_text())
+    assert all(_alive(pid) for pid in state["pids"])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    _assert_all_gone(state)

@@ -327,7 +327,10 @@ def test_cached_build_uses_a_cache_another_process_finished_while_it_waited(
         worker.start()
         assert checked.wait(10)  # the worker saw no cache and now waits for the lock
         time.sleep(0.05)
-        cache.mkdir()  # the other builder finishes
+        cache.mkdir()  # the other builder finishes: its cache, then its manifest, last
+        from pytest_commons.backends.local import MANIFEST, _manifest
+
+        (cache / MANIFEST).write_text(_manifest(cache))
     worker.join(10)
     assert result == [cache]
     assert builds == []  # found ready under the lock: not built a second time

@@ -2,7 +2,7 @@
 # The official mariadb image's contract, reduced to what tests use. Every variable is read as
 # MARIADB_<X> first, then MYSQL_<X>:
 #   ROOT_PASSWORD (or ALLOW_EMPTY_ROOT_PASSWORD=1 / RANDOM_ROOT_PASSWORD=1), DATABASE, USER,
-#   PASSWORD, ROOT_HOST (default %); /docker-entrypoint-initdb.d/*.sql|*.sql.gz|*.sh run against
+#   PASSWORD, ROOT_HOST (default %), INITDB_SKIP_TZINFO; /docker-entrypoint-initdb.d/*.sql|*.sql.gz|*.sh run against
 #   $DATABASE. Listens on 0.0.0.0:3306.
 set -Eeo pipefail
 
@@ -47,6 +47,10 @@ if [ "$1" = mariadbd ] || [ "$1" = mysqld ]; then
       log "Initializing database files"
       mariadb-install-db --user=mysql --datadir="$DATADIR" --auth-root-authentication-method=normal \
         --skip-test-db --skip-name-resolve --rpm --cross-bootstrap >/dev/null
+      if [ -z "$(env_of INITDB_SKIP_TZINFO)" ]; then
+        { echo "USE mysql;"; mariadb-tzinfo-to-sql /usr/share/zoneinfo 2>/dev/null; } \
+          | mariadbd --no-defaults --user=mysql --datadir="$DATADIR" --bootstrap >/dev/null
+      fi
       log "Database files initialized"
     fi
 

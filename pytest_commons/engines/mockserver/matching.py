@@ -9,6 +9,7 @@ array order ignored) unless ``STRICT``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,14 +17,17 @@ from typing import Any, Final
 
 from .model import (
     BodyMatcher,
+    JsonObject,
     KeyMatcher,
     ModelError,
     MultiValueMatcher,
     RecordedRequest,
     RecordedResponse,
     RequestMatcher,
+    StringMatcher,
     parse_body_matcher,
     parse_multi_value,
+    request_from_definition,
 )
 
 _JSON_UNIT: Final = "${json-unit."
@@ -32,6 +36,78 @@ _JSON_UNIT: Final = "${json-unit."
 def match_request(matcher: RequestMatcher, request: RecordedRequest) -> bool:
     """Whether ``request`` satisfies ``matcher`` (including the matcher's ``not``)."""
     return _match_positive(matcher, request) != matcher.negated
+
+
+def control_plane_match(matcher: RequestMatcher, expectation: RequestMatcher) -> bool:
+    """Whether a clear/retrieve request definition selects an expectation (MockServer's
+    control-plane matching, checked against MockServer 5.15.0).
+
+    The definition is the matcher and the expectation's request is the request: a definition
+    with only a path selects every expectation on that path, whatever their method, query,
+    headers or body. Method and path also match the other way round (an expectation on
+    ``/a/.*`` is selected by ``/a/1``; one without a method by any method). Everything else
+    the definition names must be present in the expectation: a definition with a header or a
+    body does not select an expectation without one; ``secure`` must be equal.
+    """
+    positive = (
+        _control_string(matcher.method, expectation.method)
+        and _control_path(matcher, expectation)
+        and _control_secure(matcher.source, expectation.source)
+    )
+    if positive:
+        rest = dataclasses.replace(
+            matcher,
+            negated=False,
+            method=None,
+            path=None,
+            path_template=None,
+            path_parameters=None,
+            keep_alive=None if "keepAlive" not in expectation.source else matcher.keep_alive,
+        )
+        positive = _match_positive(rest, request_from_definition(expectation.source))
+    return positive != matcher.negated
+
+
+def _control_string(wanted: StringMatcher | None, have: StringMatcher | None) -> bool:
+    if wanted is None or have is None:
+        return True
+    if wanted.matches(have.text or ""):
+        return True
+    return not wanted.negated and wanted.text is not None and have.matches(wanted.text)
+
+
+def _control_path(matcher: RequestMatcher, expectation: RequestMatcher) -> bool:
+    if matcher.path is None or expectation.path is None:
+        return True
+    # a template without pathParameters never selects a template expectation with them
+    plain_template = matcher.path_template is not None and matcher.path_parameters is None
+    if not (plain_template and expectation.path_parameters is not None) and _control_path_side(
+        matcher, expectation.path.text or "", literal=True
+    ):
+        return True
+    text = matcher.path.text
+    return (
+        not matcher.path.negated
+        and text is not None
+        and _control_path_side(expectation, text, literal=False)
+    )
+
+
+def _control_path_side(matcher: RequestMatcher, path: str, *, literal: bool) -> bool:
+    # on the control plane MockServer reads a path as a template only when pathParameters
+    # come with it (otherwise ``/items/{id}`` is plain text), and a definition's template text
+    # selects an expectation with the same text, not the other way round
+    assert matcher.path is not None
+    if matcher.path_template is None or matcher.path_parameters is None:
+        return matcher.path.matches(path)
+    if not literal and path == matcher.path.text:
+        return matcher.path.negated
+    return _match_path(matcher, path)
+
+
+def _control_secure(definition: JsonObject, expectation: JsonObject) -> bool:
+    wanted = definition.get("secure")
+    return wanted is None or expectation.get("secure") == wanted
 
 
 def _match_positive(matcher: RequestMatcher, request: RecordedRequest) -> bool:

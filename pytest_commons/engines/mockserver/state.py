@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .matching import match_request, parse_response_matcher
+from .matching import control_plane_match, match_request, parse_response_matcher
 from .messages import describe_times, log_line, sequence_failure, verification_failure
 from .model import (
     Expectation,
@@ -28,7 +28,6 @@ from .model import (
     RecordedResponse,
     RequestMatcher,
     parse_request_matcher,
-    request_from_definition,
 )
 
 #: MockServer's default for ``maximumNumberOfRequestToReturnInVerificationFailure``.
@@ -237,7 +236,7 @@ class MockServerState:
             return True
         if expectation.request.source == definition:
             return True
-        return match_request(expectation.request, request_from_definition(definition))
+        return control_plane_match(parse_request_matcher(definition, ""), expectation.request)
 
     def _entries(self, matcher: RequestMatcher | None) -> list[LogEntry]:
         entries = list(self._log)
