@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from pytest_commons._run import Instance
+from pytest_commons._run import RUN_ENV, Instance, process_start_time
 
 
 def _alive(pid: int) -> bool:
@@ -73,11 +73,23 @@ def remove_container(container_id: str) -> None:
         )
 
 
+def is_same_process(pid: int, start_time: str) -> bool:
+    """Whether ``pid`` is still the process that was recorded with ``start_time``.
+
+    A record without a start time, a pid that is gone, or one the kernel started at another
+    moment (pid reuse, a reboot under a persistent runtime directory) is not ours to signal.
+    """
+    if not start_time or start_time in ("?", "None"):
+        return False
+    current = process_start_time(pid)
+    return current is not None and current == start_time
+
+
 def stop_instance(instance: Instance, *, remove_paths: bool = True) -> None:
     """Stop a recorded instance the plugin owns; external ones are never touched."""
     if not instance.owned:
         return
-    if instance.pid:
+    if instance.pid and is_same_process(instance.pid, instance.start_time):
         kill_process_group(instance.pid, instance.stop_signal)
     if instance.container_id:
         remove_container(instance.container_id)
@@ -127,3 +139,54 @@ def sweep_run_containers(run_id: str) -> None:
             subprocess.run(
                 ["docker", "rm", "-f", "-v", *found], capture_output=True, timeout=60, check=False
             )
+
+
+def run_processes(run_dir: str) -> list[int]:
+    """Pids of every process carrying ``run_dir``'s mark in its environment (see
+    ``RunContext.guarded``): the run's servers and their children, recorded or not."""
+    mark = f"{RUN_ENV}={run_dir}".encode()
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                    environ = fh.read()
+            except OSError:  # gone, or another user's
+                continue
+            if mark in environ.split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def sweep_run_processes(run_dir: str) -> list[int]:
+    """SIGKILL every process of the run (only for a run marked closing: nothing new starts).
+
+    Each process is pinned by a pidfd before its mark is checked again, so a pid reused in
+    between is never signalled. Returns the pids that were killed.
+    """
+    killed = []
+    mark = f"{RUN_ENV}={run_dir}".encode()
+    for pid in run_processes(run_dir):
+        try:
+            pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if mark not in fh.read().split(b"\0"):
+                    continue
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # type: ignore[attr-defined,unused-ignore]
+            else:
+                os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            continue
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+    for pid in killed:
+        _wait_gone(pid, time.monotonic() + 5)
+    return killed

@@ -39,11 +39,17 @@ def main(argv: list[str]) -> int:
 
 
 def reap(run_dir: Path) -> None:
-    import shutil
+    """Stop everything the run at ``run_dir`` started and remove the directory.
 
-    from pytest_commons._cleanup import stop_instance
-    from pytest_commons._run import Instance
+    The run is marked closing first, so a server some process is spawning right now (an xdist
+    worker outlives its controller for a while) either does not start or carries the run's
+    mark and is swept; containers are swept by the run's label after the records.
+    """
+    from pytest_commons._cleanup import stop_instance, sweep_run_processes
+    from pytest_commons._run import Instance, RunContext
 
+    ctx = RunContext(run_dir, 0, "reaper", 1)
+    ctx.mark_closing()
     for record in sorted((run_dir / "services").glob("*.json")):
         try:
             instance = Instance.from_json(record.read_text())
@@ -52,12 +58,12 @@ def reap(run_dir: Path) -> None:
         if instance.reused:
             continue  # --reuse-services: kept on purpose
         stop_instance(instance)
+    sweep_run_processes(str(run_dir))
     if (run_dir / "docker-used").exists():
         from pytest_commons._cleanup import sweep_run_containers
 
-        sweep_run_containers(run_dir.name.split("-", 1)[1])
-    shutil.rmtree(run_dir, ignore_errors=True)
-
+        sweep_run_containers(ctx.run_id)
+    ctx.destroy()
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -25,6 +25,24 @@ from pytest_commons._lock import FileLock
 
 RUN_PREFIX = "run-"
 REUSE_DIR = "run-reuse"  # services kept between runs by --reuse-services
+# Every server process a run spawns carries ``PYTEST_COMMONS_RUN=<run dir>`` in its environment
+# (its children inherit it), so a reaper finds servers that were spawned but never recorded.
+RUN_ENV = "PYTEST_COMMONS_RUN"
+CLOSING = "closing"  # in a run directory: the run is being cleaned up, spawn nothing more
+
+# The spawn guard: $0 is the run directory, "$@" the server's argv. It runs with RUN_ENV already
+# in its environment (so a sweep can see it from here on) and execs the server in place (same
+# pid) only while the run is open. The reaper marks the run closing *before* it sweeps, and
+# removes services/ before closing, so a server is either visible to the sweep or never runs:
+# "closing" absent here means either the sweep is still to come, or the run directory is being
+# removed, and then services/ is already gone.
+_GUARD_SH = """
+if [ -e "$0/closing" ] || ! [ -d "$0/services" ]; then
+  echo "pytest-commons: the run $0 is ending: not starting $1" >&2
+  exit 111
+fi
+exec "$@"
+"""
 
 
 def runtime_root() -> Path:
@@ -75,6 +93,18 @@ exec "$python" -m pytest_commons._reaper --reap "$run_dir"
 """
 
 
+def guarded(run_dir: str, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """``argv``/``env`` to spawn a server of the run at ``run_dir`` so that no kill can leak it:
+    the server carries the run's mark from its first instruction (``_cleanup.run_processes``
+    finds it), and does not start at all once the run is closing (``_GUARD_SH``)."""
+    if not run_dir:
+        return argv, env
+    env = {**env, RUN_ENV: run_dir}
+    if not os.path.exists("/bin/sh"):
+        return argv, env
+    return ["/bin/sh", "-c", _GUARD_SH, run_dir, *argv], env
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of a process (guards against pid reuse), or None if it is gone."""
     try:
@@ -110,6 +140,7 @@ class Instance:
     paths: list[str] = field(default_factory=list)
     container_id: str = ""
     reused: bool = False
+    start_time: str = ""  # of ``pid``, from /proc/PID/stat: no signal unless it still matches
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -158,6 +189,19 @@ class RunContext:
         (run_dir / "services").mkdir(mode=0o700)
         (run_dir / "owner").write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
         return cls(run_dir, os.getpid(), "master", 1)
+
+    # spawning ---------------------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return (self.run_dir / CLOSING).exists()
+
+    def mark_closing(self) -> None:
+        """From now on no server of this run starts (see ``_GUARD_SH``)."""
+        with contextlib.suppress(OSError):
+            (self.run_dir / CLOSING).touch()
+
+    def guarded(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        return guarded(str(self.run_dir), argv, env)
 
     # records ---------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:
@@ -238,6 +282,8 @@ class RunContext:
         return cls(run_dir, 0, "reuse", 1)
 
     def destroy(self) -> None:
+        # services/ first: a guard that finds "closing" gone must also find services/ gone
+        shutil.rmtree(self.services_dir, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 

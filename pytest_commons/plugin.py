@@ -181,12 +181,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is None:
         return
+    owner = config.stash.get(OWNER_KEY, False)
+    if owner:
+        registry.ctx.mark_closing()  # a start still under way (Ctrl-C) spawns nothing more
     registry.shutdown()
-    if not config.stash.get(OWNER_KEY, False):
+    if not owner:
         return
-    from pytest_commons._cleanup import stop_all, sweep_run_containers
+    from pytest_commons._cleanup import stop_all, sweep_run_containers, sweep_run_processes
 
     stop_all(registry.ctx.instances())
+    sweep_run_processes(str(registry.ctx.run_dir))  # spawned but never recorded
     if (registry.ctx.run_dir / "docker-used").exists():
         sweep_run_containers(registry.ctx.run_id)
     registry.ctx.destroy()

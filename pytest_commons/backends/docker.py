@@ -228,6 +228,8 @@ class DockerBackend(Backend):
             "pytest-commons.owner-pid": str(ctx.owner_pid),
         }
         (ctx.run_dir / "docker-used").touch()  # the reaper sweeps this run's labels
+        if ctx.closing:
+            raise ServiceStartError(spec.name, self.name, "the run is ending (interrupted)")
         for attempt in range(3):
             container, launch = self._container(spec, image)
             container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
@@ -245,6 +247,9 @@ class DockerBackend(Backend):
                     remedy="check `docker ps -a` and the Docker engine log",
                 ) from exc
         cid = container.get_container_id()
+        if ctx.closing:  # the reaper marked the run while we created: its sweep may be past
+            self._remove_by_label(ctx.run_id, spec.name)
+            raise ServiceStartError(spec.name, self.name, "the run is ending (interrupted)")
         inst = Instance(
             service=spec.name, backend=self.name, container_id=cid, extra={"image": image}
         )
