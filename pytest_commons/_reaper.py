@@ -65,5 +65,6 @@ def reap(run_dir: Path) -> None:
         sweep_run_containers(ctx.run_id)
     ctx.destroy()
 
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

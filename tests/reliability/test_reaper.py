@@ -85,11 +85,10 @@ def test_reap_stops_what_the_run_owned_and_nothing_else(
         )
     )
     # --reuse-services keeps its servers on purpose; an external server is never ours to stop
+    run.write(Instance("postgres", "local", pid=kept.pid, start_time=_start(kept.pid), reused=True))
+    external_start = _start(external.pid)
     run.write(
-        Instance("postgres", "local", pid=kept.pid, start_time=_start(kept.pid), reused=True)
-    )
-    run.write(
-        Instance("mysql", "external", pid=external.pid, start_time=_start(external.pid), owned=False)
+        Instance("mysql", "external", pid=external.pid, start_time=external_start, owned=False)
     )
     # a record cut short by the crash, and a container that is already gone
     (run.services_dir / "kafka.json").write_text('{"service": "kafka", "back')

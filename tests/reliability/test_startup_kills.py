@@ -119,7 +119,10 @@ def _spawn(tmp_path: Path, runtime: Path, extra: tuple[str, ...]) -> subprocess.
 )
 def test_a_kill_during_startup_leaks_no_server(
     tmp_path: Path,
-    request: pytest.FixtureRequest, sig: signal.Signals, target: str, extra: tuple[str, ...]
+    request: pytest.FixtureRequest,
+    sig: signal.Signals,
+    target: str,
+    extra: tuple[str, ...],
 ) -> None:
     if extra:
         pytest.importorskip("xdist")
