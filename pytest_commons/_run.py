@@ -163,7 +163,7 @@ class RunContext:
 
     @property
     def run_id(self) -> str:
-        if self.run_dir.name == REUSE_DIR:
+        if REUSE_DIR in (self.run_dir.name, self.run_dir.parent.name):
             # kept services are labelled per runtime root: `down` (or a sweep) by another user
             # or another PYTEST_COMMONS_RUNTIME_DIR on the same engine never touches them
             import hashlib
@@ -274,12 +274,27 @@ class RunContext:
             marker.write_text(str(proc.pid))
 
     @classmethod
-    def reuse(cls) -> RunContext:
-        """The persistent context that holds services kept by ``--reuse-services``."""
+    def reuse(cls, kept: str = "") -> RunContext:
+        """The persistent context that holds services kept by ``--reuse-services``: one per
+        service and configuration (``kept``), so runs with other options (other checkouts)
+        keep servers of their own instead of stopping each other's."""
         run_dir = runtime_root() / REUSE_DIR
+        if kept:
+            run_dir.mkdir(mode=0o711, exist_ok=True)
+            run_dir = run_dir / kept
         (run_dir / "services").mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(run_dir, 0o711)
         return cls(run_dir, 0, "reuse", 1)
+
+    @classmethod
+    def kept_contexts(cls) -> list[RunContext]:
+        """Every context holding kept services (``reuse()`` and each ``reuse(kept)``)."""
+        base = cls.reuse()
+        found = [base]
+        for path in sorted(base.run_dir.iterdir()):
+            if path.is_dir() and (path / "services").is_dir() and path.name != "services":
+                found.append(cls(path, 0, "reuse", 1))
+        return found
 
     def destroy(self) -> None:
         # services/ first: a guard that finds "closing" gone must also find services/ gone

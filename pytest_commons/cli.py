@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from pytest_commons._run import Instance, RunContext, runtime_root, stale_runs
+from pytest_commons._run import REUSE_DIR, Instance, RunContext, runtime_root, stale_runs
 from pytest_commons._settings import Settings
 from pytest_commons.services import SERVICES
 
@@ -60,7 +60,7 @@ def doctor_report(settings: Settings | None = None) -> dict[str, Any]:
         if cache.exists()
         else []
     )
-    report["kept"] = [_describe(i) for i in RunContext.reuse().instances()]
+    report["kept"] = [_describe(i) for k in RunContext.kept_contexts() for i in k.instances()]
     return report
 
 
@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _print_doctor(report)
         return 0
-    keep = RunContext.reuse()
+    kept_contexts = RunContext.kept_contexts()
     if args.command == "list":
         data: dict[str, list[Any]] = {
-            "kept": [_describe(i) for i in keep.instances()],
+            "kept": [_describe(i) for keep in kept_contexts for i in keep.instances()],
             "stale_runs": [str(p) for p in stale_runs()],
         }
         if args.json:
@@ -132,15 +132,20 @@ def main(argv: list[str] | None = None) -> int:
             if not data["kept"]:
                 print("no kept services")
         return 0
-    from pytest_commons._cleanup import stop_instance, sweep_run_containers
+    from pytest_commons._cleanup import stop_instance, sweep_run_containers, sweep_run_processes
     from pytest_commons._reaper import reap
 
-    for inst in keep.instances():
-        inst.reused = False
-        stop_instance(inst)
-        keep.remove(inst.service)
-        print(f"stopped {inst.service} ({inst.backend})")
-    sweep_run_containers(keep.run_id)
+    for keep in kept_contexts:
+        for inst in keep.instances():
+            inst.reused = False
+            stop_instance(inst)
+            keep.remove(inst.service)
+            print(f"stopped {inst.service} ({inst.backend})")
+        sweep_run_containers(keep.run_id)
+        if keep.run_dir.parent.name == REUSE_DIR:
+            keep.mark_closing()
+            sweep_run_processes(str(keep.run_dir))
+            keep.destroy()
     for stale in stale_runs():
         reap(stale)
         print(f"reaped {stale}")
