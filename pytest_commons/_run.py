@@ -120,6 +120,56 @@ def process_start_time(pid: int) -> str | None:
         return "?"
 
 
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def owner_stamp(owner: str) -> dict[str, Any]:
+    """Who owns something left on a shared server (a Redis claim, a database): the run and
+    worker, host, boot, pid and its start time, and when it was last said to be alive."""
+    import socket
+
+    return {
+        "owner": owner,
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid": os.getpid(),
+        "start": process_start_time(os.getpid()) or "",
+        "beat": round(time.time(), 3),
+        "nonce": os.urandom(4).hex(),
+    }
+
+
+def stamp_is_dead(value: str, stale_seconds: float, now: float | None = None) -> bool:
+    """Whether the owner of an ``owner_stamp`` (as JSON) is proved gone; never a guess.
+
+    On this host (same boot): its pid is gone or is another process now. This host rebooted
+    since: gone. Another host: nothing said it was alive for ``stale_seconds``. An unreadable
+    stamp is alive.
+    """
+    import socket
+
+    try:
+        data = json.loads(value)
+        host, boot, pid = data["host"], data["boot"], int(data["pid"])
+        start, beat = str(data["start"]), float(data["beat"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    here, my_boot = socket.gethostname(), _boot_id()
+    if host == here and boot and boot == my_boot:
+        if not start:
+            return False
+        current = process_start_time(pid)
+        return current is None or current not in ("?", start)
+    if host == here and boot and my_boot:
+        return True  # this machine rebooted since: that process is gone
+    return (time.time() if now is None else now) - beat > stale_seconds
+
+
 @dataclass
 class Instance:
     """A running (or starting) service instance, as recorded in the run directory."""

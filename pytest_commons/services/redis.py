@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pytest_commons._run import owner_stamp, stamp_is_dead
 from pytest_commons.backends.local import which_any
 from pytest_commons.errors import NotReady, ProbeRefused
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
@@ -145,7 +143,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
                     continue
                 raw = registry.get(key)
                 held = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-                if held is None or not claim_is_dead(held):
+                if held is None or not stamp_is_dead(held, CLAIM_STALE_SECONDS):
                     continue
                 # a dead run's claim: take it over, then its leftovers are ours to flush
                 if compare_and_set(registry, key, held, mine):
@@ -246,51 +244,10 @@ class RedisSpec(ServiceSpec[RedisInfo]):
 
 
 # claims --------------------------------------------------------------------------------------
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
-
-
-def claim_value(owner: str, beat: float | None = None) -> str:
-    """What a claim key holds: who claims (run and worker, host, boot, pid and its start time)
-    and the time of its last heartbeat. The exact string is also the claim's token."""
-    from pytest_commons._run import process_start_time
-
-    return json.dumps(
-        {
-            "owner": owner,
-            "host": socket.gethostname(),
-            "boot": _boot_id(),
-            "pid": os.getpid(),
-            "start": process_start_time(os.getpid()) or "",
-            "beat": round(time.time() if beat is None else beat, 3),
-            "nonce": os.urandom(4).hex(),
-        },
-        sort_keys=True,
-    )
-
-
-def claim_is_dead(value: str, now: float | None = None) -> bool:
-    """Whether the claim's owner is proved gone (never guessed: an unreadable claim is alive)."""
-    from pytest_commons._run import process_start_time
-
-    try:
-        data = json.loads(value)
-        host, boot, pid = data["host"], data["boot"], int(data["pid"])
-        start, beat = str(data["start"]), float(data["beat"])
-    except (ValueError, KeyError, TypeError):
-        return False
-    if host == socket.gethostname() and boot and boot == _boot_id():
-        if not start:
-            return False
-        current = process_start_time(pid)
-        return current is None or current not in ("?", start)
-    if host == socket.gethostname() and boot and _boot_id():
-        return True  # this machine rebooted since: that process is gone
-    return (time.time() if now is None else now) - beat > CLAIM_STALE_SECONDS
+def claim_value(owner: str) -> str:
+    """What a claim key holds: ``owner_stamp`` (run and worker, host, boot, pid and its start
+    time, the time of its last heartbeat). The exact string is also the claim's token."""
+    return json.dumps(owner_stamp(owner), sort_keys=True)
 
 
 def compare_and_set(client: redis.Redis, key: str, expected: str, new: str | None) -> bool:
