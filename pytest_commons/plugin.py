@@ -21,6 +21,7 @@ from pytest_commons.registry import Registry
 from pytest_commons.services import SERVICES
 
 OWNER_KEY = pytest.StashKey[bool]()
+COMPLETE_KEY = pytest.StashKey[bool]()  # the session ran to its end (not interrupted)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -176,6 +177,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(message)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # anything else (failures too: an xdist worker may have crashed mid-start) sweeps at the end
+    ok = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    session.config.stash[COMPLETE_KEY] = exitstatus in ok
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     registry = config.stash.get(REGISTRY_KEY, None)
@@ -190,7 +197,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from pytest_commons._cleanup import stop_all, sweep_run_containers, sweep_run_processes
 
     stop_all(registry.ctx.instances())
-    sweep_run_processes(str(registry.ctx.run_dir))  # spawned but never recorded
+    if not config.stash.get(COMPLETE_KEY, False):
+        # interrupted or failed: a server may have been spawned but never recorded (a /proc scan)
+        sweep_run_processes(str(registry.ctx.run_dir))
     if (registry.ctx.run_dir / "docker-used").exists():
         sweep_run_containers(registry.ctx.run_id)
     registry.ctx.destroy()
