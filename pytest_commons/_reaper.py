@@ -13,6 +13,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_commons._run import RunContext
 
 POLL_SECONDS = 0.2
 
@@ -60,10 +64,28 @@ def reap(run_dir: Path) -> None:
         stop_instance(instance)
     sweep_run_processes(str(run_dir))
     if (run_dir / "docker-used").exists():
-        from pytest_commons._cleanup import sweep_run_containers
-
-        sweep_run_containers(ctx.run_id)
+        sweep_docker(ctx)
     ctx.destroy()
+
+
+CREATING_GRACE_SECONDS = 60.0
+
+
+def sweep_docker(ctx: RunContext) -> None:
+    """Remove the run's containers by label; while a creation was under way when the owner
+    died (a ``<service>.creating`` marker), keep sweeping until that many containers were
+    found (the engine finishes a create it received) or ``CREATING_GRACE_SECONDS`` pass."""
+    from pytest_commons._cleanup import run_containers, sweep_run_containers
+
+    pending = len(list(ctx.services_dir.glob("*.creating")))
+    seen: set[str] = set()
+    deadline = time.monotonic() + CREATING_GRACE_SECONDS
+    while True:
+        seen.update(run_containers(ctx.run_id))
+        sweep_run_containers(ctx.run_id)
+        if len(seen) >= pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

@@ -96,15 +96,65 @@ def _argv(extra: tuple[str, ...]) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, "test_inner.py"]
 
 
-def _spawn(tmp_path: Path, runtime: Path, extra: tuple[str, ...]) -> subprocess.Popen[bytes]:
+def _spawn(
+    tmp_path: Path, runtime: Path, extra: tuple[str, ...], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         _argv(extra),
         cwd=tmp_path,
-        env={**_env(), "PYTEST_COMMONS_RUNTIME_DIR": str(runtime)},
+        env={**_env(), "PYTEST_COMMONS_RUNTIME_DIR": str(runtime), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own group, so "kill the group" hits pytest and workers only
     )
+
+
+def _runtime(request: pytest.FixtureRequest) -> Path:
+    """A runtime root of its own, reachable by a server user (tmp_path's parents are 0700)."""
+    runtime = Path(tempfile.mkdtemp(prefix="commons-kills-"))
+    runtime.chmod(0o711)
+    request.addfinalizer(lambda: shutil.rmtree(runtime, ignore_errors=True))
+    return runtime
+
+
+KILL_BEFORE_RECORD = """
+import os, signal
+from pytest_commons._run import RunContext
+
+_write = RunContext.write
+
+def write(self, instance):
+    if instance.service == "redis" and instance.pid and not instance.ready:
+        with open(os.environ["SPAWNED"], "w") as fh:
+            fh.write(str(instance.pid))
+        os.kill(os.getpid(), signal.SIGKILL)  # spawned, not yet recorded: the worst moment
+    _write(self, instance)
+
+RunContext.write = write
+"""
+
+
+def test_a_kill_between_spawn_and_record_leaks_no_server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The window the random kills hit only sometimes, hit every time: pytest dies after the
+    server process exists and before any record names it."""
+    (tmp_path / "test_inner.py").write_text("def test_one(redis):\n    pass\n")
+    (tmp_path / "conftest.py").write_text(KILL_BEFORE_RECORD)
+    runtime = _runtime(request)
+    spawned = tmp_path / "spawned"
+    proc = _spawn(tmp_path, runtime, (), {"SPAWNED": str(spawned)})
+    assert proc.wait(timeout=120) == -signal.SIGKILL
+    pid = int(spawned.read_text())
+    deadline = time.monotonic() + 60
+    while (left := _leftovers(str(runtime))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for leaked in left:
+        os.kill(leaked, signal.SIGKILL)
+    assert not left, f"left running (the server was {pid}):\n{_describe(left)}"
+
+
+DOCKER = ("--redis-backend=docker", "--postgres-backend=docker")
 
 
 @pytest.mark.parametrize(
@@ -114,8 +164,9 @@ def _spawn(tmp_path: Path, runtime: Path, extra: tuple[str, ...]) -> subprocess.
         (signal.SIGTERM, "pytest", ()),
         (signal.SIGKILL, "group", ()),
         (signal.SIGKILL, "pytest", ("-n", "2")),
+        (signal.SIGKILL, "pytest", DOCKER),
     ],
-    ids=["kill-9", "sigterm", "kill-9-group", "kill-9-xdist"],
+    ids=["kill-9", "sigterm", "kill-9-group", "kill-9-xdist", "kill-9-docker"],
 )
 def test_a_kill_during_startup_leaks_no_server(
     tmp_path: Path,
@@ -124,20 +175,22 @@ def test_a_kill_during_startup_leaks_no_server(
     target: str,
     extra: tuple[str, ...],
 ) -> None:
-    if extra:
+    if "-n" in extra:
         pytest.importorskip("xdist")
+    env = {}
+    if extra == DOCKER:
+        from tests.integration.test_docker_backend import require_local_images
+
+        env = require_local_images("redis", "postgres")
     (tmp_path / "test_inner.py").write_text(INNER)
-    # a runtime root of its own, reachable by a server user (tmp_path's parents are 0700)
-    runtime = Path(tempfile.mkdtemp(prefix="commons-kills-"))
-    runtime.chmod(0o711)
-    request.addfinalizer(lambda: shutil.rmtree(runtime, ignore_errors=True))
+    runtime = _runtime(request)
     root = str(runtime)
     # the measured time of one whole run (start-up included) bounds the random delays
     began = time.monotonic()
     whole = subprocess.run(
         _argv(extra),
         cwd=tmp_path,
-        env={**_env(), "PYTEST_COMMONS_RUNTIME_DIR": str(runtime)},
+        env={**_env(), "PYTEST_COMMONS_RUNTIME_DIR": str(runtime), **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -149,7 +202,7 @@ def test_a_kill_during_startup_leaks_no_server(
     leaks: list[str] = []
     for i in range(ITERATIONS):
         delay = rng.uniform(0, span)
-        proc = _spawn(tmp_path, runtime, extra)
+        proc = _spawn(tmp_path, runtime, extra, env)
         time.sleep(delay)  # a random moment of the start-up: what remains is the claim
         if target == "group":
             os.killpg(proc.pid, sig)
