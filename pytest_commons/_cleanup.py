@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from pytest_commons._run import Instance
+from pytest_commons._run import RUN_ENV, Instance, process_start_time
 
 
 def _alive(pid: int) -> bool:
@@ -73,11 +73,29 @@ def remove_container(container_id: str) -> None:
         )
 
 
+def is_same_process(pid: int, start_time: str, paths: list[str] | None = None) -> bool:
+    """Whether ``pid`` is still the process that was recorded with ``start_time``.
+
+    A pid that is gone, or one the kernel started at another moment (pid reuse, a reboot under
+    a persistent runtime directory) is not ours to signal. A record without a start time
+    (written by an older version) is trusted only while the process works in one of the
+    record's ``paths`` (a local server's working directory is its data directory).
+    """
+    if not start_time or start_time in ("?", "None"):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return False
+        return any(path and (cwd + "/").startswith(path.rstrip("/") + "/") for path in paths or ())
+    current = process_start_time(pid)
+    return current is not None and current == start_time
+
+
 def stop_instance(instance: Instance, *, remove_paths: bool = True) -> None:
     """Stop a recorded instance the plugin owns; external ones are never touched."""
     if not instance.owned:
         return
-    if instance.pid:
+    if instance.pid and is_same_process(instance.pid, instance.start_time, instance.paths):
         kill_process_group(instance.pid, instance.stop_signal)
     if instance.container_id:
         remove_container(instance.container_id)
@@ -127,3 +145,65 @@ def sweep_run_containers(run_id: str) -> None:
             subprocess.run(
                 ["docker", "rm", "-f", "-v", *found], capture_output=True, timeout=60, check=False
             )
+
+
+def _of_run(pid: int, run_dir: str) -> bool:
+    """Whether process ``pid`` belongs to the run at ``run_dir``: it carries the run's mark in
+    its environment (the spawn guard does, from its first instruction), or it works in the run
+    directory (a server's working directory is its data directory; a server that rewrites its
+    process title, as redis-server and postgres do, also overwrites the environment that
+    /proc shows)."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)")
+    except OSError:
+        cwd = ""
+    if cwd == run_dir or cwd.startswith(run_dir.rstrip("/") + "/"):
+        return True
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            environ = fh.read()
+    except OSError:  # gone, or another user's
+        return False
+    return f"{RUN_ENV}={run_dir}".encode() in environ.split(b"\0")
+
+
+def run_processes(run_dir: str) -> list[int]:
+    """Pids of every process of the run at ``run_dir`` (see ``_of_run``): its servers and
+    their children, recorded or not."""
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            pid = int(entry.name) if entry.name.isdigit() else 0
+            if pid and pid != os.getpid() and _of_run(pid, run_dir):
+                found.append(pid)
+    return found
+
+
+def sweep_run_processes(run_dir: str) -> list[int]:
+    """SIGKILL every process of the run (only for a run marked closing: nothing new starts).
+
+    Each process is pinned by a pidfd before it is checked again, so a pid reused in between
+    is never signalled. Returns the pids that were killed.
+    """
+    killed = []
+    for pid in run_processes(run_dir):
+        try:
+            pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            if not _of_run(pid, run_dir):
+                continue
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # type: ignore[attr-defined,unused-ignore]
+            else:
+                os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            continue
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+    for pid in killed:
+        _wait_gone(pid, time.monotonic() + 5)
+    return killed

@@ -13,6 +13,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_commons._run import RunContext
 
 POLL_SECONDS = 0.2
 
@@ -39,11 +43,17 @@ def main(argv: list[str]) -> int:
 
 
 def reap(run_dir: Path) -> None:
-    import shutil
+    """Stop everything the run at ``run_dir`` started and remove the directory.
 
-    from pytest_commons._cleanup import stop_instance
-    from pytest_commons._run import Instance
+    The run is marked closing first, so a server some process is spawning right now (an xdist
+    worker outlives its controller for a while) either does not start or carries the run's
+    mark and is swept; containers are swept by the run's label after the records.
+    """
+    from pytest_commons._cleanup import stop_instance, sweep_run_processes
+    from pytest_commons._run import Instance, RunContext
 
+    ctx = RunContext(run_dir, 0, "reaper", 1)
+    ctx.mark_closing()
     for record in sorted((run_dir / "services").glob("*.json")):
         try:
             instance = Instance.from_json(record.read_text())
@@ -52,11 +62,30 @@ def reap(run_dir: Path) -> None:
         if instance.reused:
             continue  # --reuse-services: kept on purpose
         stop_instance(instance)
+    sweep_run_processes(str(run_dir))
     if (run_dir / "docker-used").exists():
-        from pytest_commons._cleanup import sweep_run_containers
+        sweep_docker(ctx)
+    ctx.destroy()
 
-        sweep_run_containers(run_dir.name.split("-", 1)[1])
-    shutil.rmtree(run_dir, ignore_errors=True)
+
+CREATING_GRACE_SECONDS = 60.0
+
+
+def sweep_docker(ctx: RunContext) -> None:
+    """Remove the run's containers by label; while a creation was under way when the owner
+    died (a ``<service>.creating`` marker), keep sweeping until that many containers were
+    found (the engine finishes a create it received) or ``CREATING_GRACE_SECONDS`` pass."""
+    from pytest_commons._cleanup import run_containers, sweep_run_containers
+
+    pending = len(list(ctx.services_dir.glob("*.creating")))
+    seen: set[str] = set()
+    deadline = time.monotonic() + CREATING_GRACE_SECONDS
+    while True:
+        seen.update(run_containers(ctx.run_id))
+        sweep_run_containers(ctx.run_id)
+        if len(seen) >= pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,24 @@ from pytest_commons._lock import FileLock
 
 RUN_PREFIX = "run-"
 REUSE_DIR = "run-reuse"  # services kept between runs by --reuse-services
+# Every server process a run spawns carries ``PYTEST_COMMONS_RUN=<run dir>`` in its environment
+# (its children inherit it), so a reaper finds servers that were spawned but never recorded.
+RUN_ENV = "PYTEST_COMMONS_RUN"
+CLOSING = "closing"  # in a run directory: the run is being cleaned up, spawn nothing more
+
+# The spawn guard: $0 is the run directory, "$@" the server's argv. It runs with RUN_ENV already
+# in its environment (so a sweep can see it from here on) and execs the server in place (same
+# pid) only while the run is open. The reaper marks the run closing *before* it sweeps, and
+# removes services/ before closing, so a server is either visible to the sweep or never runs:
+# "closing" absent here means either the sweep is still to come, or the run directory is being
+# removed, and then services/ is already gone.
+_GUARD_SH = """
+if [ -e "$0/closing" ] || ! [ -d "$0/services" ]; then
+  echo "pytest-commons: the run $0 is ending: not starting $1" >&2
+  exit 111
+fi
+exec "$@"
+"""
 
 
 #: the least free space a RAM-backed run directory must have (servers' data dirs live there;
@@ -123,6 +141,18 @@ exec "$python" -m pytest_commons._reaper --reap "$run_dir"
 _DETACH_SH = 'log=$1; shift; "$@" </dev/null >/dev/null 2>>"$log" & echo $!'
 
 
+def guarded(run_dir: str, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """``argv``/``env`` to spawn a server of the run at ``run_dir`` so that no kill can leak it:
+    the server carries the run's mark from its first instruction (``_cleanup.run_processes``
+    finds it), and does not start at all once the run is closing (``_GUARD_SH``)."""
+    if not run_dir:
+        return argv, env
+    env = {**env, RUN_ENV: run_dir}
+    if not os.path.exists("/bin/sh"):
+        return argv, env
+    return ["/bin/sh", "-c", _GUARD_SH, run_dir, *argv], env
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of a process (guards against pid reuse), or None if it is gone.
 
@@ -142,6 +172,56 @@ def process_start_time(pid: int) -> str | None:
         except PermissionError:
             return "?"
         return "?"
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def owner_stamp(owner: str) -> dict[str, Any]:
+    """Who owns something left on a shared server (a Redis claim, a database): the run and
+    worker, host, boot, pid and its start time, and when it was last said to be alive."""
+    import socket
+
+    return {
+        "owner": owner,
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid": os.getpid(),
+        "start": process_start_time(os.getpid()) or "",
+        "beat": round(time.time(), 3),
+        "nonce": os.urandom(4).hex(),
+    }
+
+
+def stamp_is_dead(value: str, stale_seconds: float, now: float | None = None) -> bool:
+    """Whether the owner of an ``owner_stamp`` (as JSON) is proved gone; never a guess.
+
+    On this host (same boot): its pid is gone or is another process now. This host rebooted
+    since: gone. Another host: nothing said it was alive for ``stale_seconds``. An unreadable
+    stamp is alive.
+    """
+    import socket
+
+    try:
+        data = json.loads(value)
+        host, boot, pid = data["host"], data["boot"], int(data["pid"])
+        start, beat = str(data["start"]), float(data["beat"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    here, my_boot = socket.gethostname(), _boot_id()
+    if host == here and boot and boot == my_boot:
+        if not start:
+            return False
+        current = process_start_time(pid)
+        return current is None or current not in ("?", start)
+    if host == here and boot and my_boot:
+        return True  # this machine rebooted since: that process is gone
+    return (time.time() if now is None else now) - beat > stale_seconds
 
 
 @dataclass
@@ -164,6 +244,7 @@ class Instance:
     paths: list[str] = field(default_factory=list)
     container_id: str = ""
     reused: bool = False
+    start_time: str = ""  # of ``pid``, from /proc/PID/stat: no signal unless it still matches
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -186,7 +267,7 @@ class RunContext:
 
     @property
     def run_id(self) -> str:
-        if self.run_dir.name == REUSE_DIR:
+        if REUSE_DIR in (self.run_dir.name, self.run_dir.parent.name):
             # kept services are labelled per runtime root: `down` (or a sweep) by another user
             # or another PYTEST_COMMONS_RUNTIME_DIR on the same engine never touches them
             import hashlib
@@ -212,6 +293,19 @@ class RunContext:
         (run_dir / "services").mkdir(mode=0o700)
         (run_dir / "owner").write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
         return cls(run_dir, os.getpid(), "master", 1)
+
+    # spawning ---------------------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return (self.run_dir / CLOSING).exists()
+
+    def mark_closing(self) -> None:
+        """From now on no server of this run starts (see ``_GUARD_SH``)."""
+        with contextlib.suppress(OSError):
+            (self.run_dir / CLOSING).touch()
+
+    def guarded(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        return guarded(str(self.run_dir), argv, env)
 
     # records ---------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:
@@ -297,14 +391,31 @@ class RunContext:
             marker.write_text(spawned.stdout.strip())
 
     @classmethod
-    def reuse(cls) -> RunContext:
-        """The persistent context that holds services kept by ``--reuse-services``."""
+    def reuse(cls, kept: str = "") -> RunContext:
+        """The persistent context that holds services kept by ``--reuse-services``: one per
+        service and configuration (``kept``), so runs with other options (other checkouts)
+        keep servers of their own instead of stopping each other's."""
         run_dir = runtime_root() / REUSE_DIR
+        if kept:
+            run_dir.mkdir(mode=0o711, exist_ok=True)
+            run_dir = run_dir / kept
         (run_dir / "services").mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(run_dir, 0o711)
         return cls(run_dir, 0, "reuse", 1)
 
+    @classmethod
+    def kept_contexts(cls) -> list[RunContext]:
+        """Every context holding kept services (``reuse()`` and each ``reuse(kept)``)."""
+        base = cls.reuse()
+        found = [base]
+        for path in sorted(base.run_dir.iterdir()):
+            if path.is_dir() and (path / "services").is_dir() and path.name != "services":
+                found.append(cls(path, 0, "reuse", 1))
+        return found
+
     def destroy(self) -> None:
+        # services/ first: a guard that finds "closing" gone must also find services/ gone
+        shutil.rmtree(self.services_dir, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 

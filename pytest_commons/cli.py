@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from pytest_commons._run import Instance, RunContext, runtime_root, stale_runs
+from pytest_commons._run import REUSE_DIR, Instance, RunContext, runtime_root, stale_runs
 from pytest_commons._settings import Settings
 from pytest_commons.services import SERVICES
 
@@ -86,7 +86,7 @@ def doctor_report(
         if cache.exists()
         else []
     )
-    report["kept"] = [_describe(i) for i in RunContext.reuse().instances()]
+    report["kept"] = [_describe(i) for k in RunContext.kept_contexts() for i in k.instances()]
     report["asked"] = _asked(report, settings, require)
     return report
 
@@ -264,10 +264,10 @@ def _main(argv: list[str] | None) -> int:
         else:
             _print_doctor(report)
         return _EXIT["code"]
-    keep = RunContext.reuse()
+    kept_contexts = RunContext.kept_contexts()
     if args.command == "list":
         data: dict[str, list[Any]] = {
-            "kept": [_describe(i) for i in keep.instances()],
+            "kept": [_describe(i) for keep in kept_contexts for i in keep.instances()],
             "stale_runs": [str(p) for p in stale_runs()],
         }
         if args.json:
@@ -279,15 +279,20 @@ def _main(argv: list[str] | None) -> int:
             if not data["kept"]:
                 print("no kept services")
         return 0
-    from pytest_commons._cleanup import stop_instance, sweep_run_containers
+    from pytest_commons._cleanup import stop_instance, sweep_run_containers, sweep_run_processes
     from pytest_commons._reaper import reap
 
-    for inst in keep.instances():
-        inst.reused = False
-        stop_instance(inst)
-        keep.remove(inst.service)
-        print(f"stopped {inst.service} ({inst.backend})")
-    sweep_run_containers(keep.run_id)
+    for keep in kept_contexts:
+        for inst in keep.instances():
+            inst.reused = False
+            stop_instance(inst)
+            keep.remove(inst.service)
+            print(f"stopped {inst.service} ({inst.backend})")
+        sweep_run_containers(keep.run_id)
+        if keep.run_dir.parent.name == REUSE_DIR:
+            keep.mark_closing()
+            sweep_run_processes(str(keep.run_dir))
+            keep.destroy()
     for stale in stale_runs():
         reap(stale)
         print(f"reaped {stale}")

@@ -21,6 +21,7 @@ from pytest_commons.registry import Registry
 from pytest_commons.services import SERVICES
 
 OWNER_KEY = pytest.StashKey[bool]()
+COMPLETE_KEY = pytest.StashKey[bool]()  # the session ran to its end (not interrupted)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -228,6 +229,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(message)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # anything else (failures too: an xdist worker may have crashed mid-start) sweeps at the end
+    ok = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    session.config.stash[COMPLETE_KEY] = exitstatus in ok
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     try:
@@ -240,12 +247,18 @@ def _stop_services(config: pytest.Config) -> None:
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is None:
         return
+    owner = config.stash.get(OWNER_KEY, False)
+    if owner:
+        registry.ctx.mark_closing()  # a start still under way (Ctrl-C) spawns nothing more
     registry.shutdown()
-    if not config.stash.get(OWNER_KEY, False):
+    if not owner:
         return
-    from pytest_commons._cleanup import stop_all, sweep_run_containers
+    from pytest_commons._cleanup import stop_all, sweep_run_containers, sweep_run_processes
 
     stop_all(registry.ctx.instances())
+    if not config.stash.get(COMPLETE_KEY, False):
+        # interrupted or failed: a server may have been spawned but never recorded (a /proc scan)
+        sweep_run_processes(str(registry.ctx.run_dir))
     if (registry.ctx.run_dir / "docker-used").exists():
         sweep_run_containers(registry.ctx.run_id)
     registry.ctx.destroy()

@@ -216,8 +216,8 @@ class Registry:
         one in the persistent reuse context and keep it after the run."""
         from pytest_commons._cleanup import stop_instance
 
-        keep = RunContext.reuse()
         key = self.config_key(spec.name)
+        keep = RunContext.reuse(f"{spec.name}-{key}")  # other options: another kept server
         with keep.lock(spec.name):
             kept = keep.read(spec.name)
             if kept is not None:

@@ -230,27 +230,39 @@ class DockerBackend(Backend):
             "pytest-commons.owner-pid": str(ctx.owner_pid),
         }
         (ctx.run_dir / "docker-used").touch()  # the reaper sweeps this run's labels
-        for attempt in range(3):
-            container, launch = self._container(spec, image)
-            container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
-            try:
-                Base.start(container)  # create + start; our own readiness wait follows
-                break
-            except Exception as exc:
+        # while this exists a container may be on its way (the engine finishes a create even
+        # if we are killed mid-request): the reaper keeps sweeping for it
+        creating = ctx.services_dir / f"{spec.name}.creating"
+        creating.touch()
+        try:
+            if ctx.closing:
+                raise ServiceStartError(spec.name, self.name, "the run is ending (interrupted)")
+            for attempt in range(3):
+                container, launch = self._container(spec, image)
+                container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
+                try:
+                    Base.start(container)  # create + start; our own readiness wait follows
+                    break
+                except Exception as exc:
+                    self._remove_by_label(ctx.run_id, spec.name)
+                    if "already allocated" in str(exc) and attempt < 2:
+                        continue  # another process took the host port we picked
+                    raise ServiceStartError(
+                        spec.name,
+                        self.name,
+                        f"could not start {image}: {exc}",
+                        remedy="check `docker ps -a` and the Docker engine log",
+                    ) from exc
+            cid = container.get_container_id()
+            if ctx.closing:  # the reaper marked the run while we created: its sweep may be past
                 self._remove_by_label(ctx.run_id, spec.name)
-                if "already allocated" in str(exc) and attempt < 2:
-                    continue  # another process took the host port we picked
-                raise ServiceStartError(
-                    spec.name,
-                    self.name,
-                    f"could not start {image}: {exc}",
-                    remedy="check `docker ps -a` and the Docker engine log",
-                ) from exc
-        cid = container.get_container_id()
-        inst = Instance(
-            service=spec.name, backend=self.name, container_id=cid, extra={"image": image}
-        )
-        ctx.write(inst)
+                raise ServiceStartError(spec.name, self.name, "the run is ending (interrupted)")
+            inst = Instance(
+                service=spec.name, backend=self.name, container_id=cid, extra={"image": image}
+            )
+            ctx.write(inst)
+        finally:
+            creating.unlink(missing_ok=True)
         try:
             api = container.get_docker_client().client.api
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from pytest_commons._cleanup import kill_process_group
 from pytest_commons._lock import FileLock
-from pytest_commons._run import Instance, RunContext, runtime_root
+from pytest_commons._run import Instance, RunContext, guarded, process_start_time, runtime_root
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
 from pytest_commons.errors import BackendUnavailable, ServiceStartError, keep_log, read_tail
 from pytest_commons.services.base import LocalLaunch
@@ -186,8 +186,16 @@ class LocalBackend(Backend):
         return None
 
     def _spawn(
-        self, argv: list[str], env: dict[str, str], user: list[int] | None, log: IO[bytes], cwd: str
+        self,
+        run_dir: str,
+        argv: list[str],
+        env: dict[str, str],
+        user: list[int] | None,
+        log: IO[bytes],
+        cwd: str,
     ) -> subprocess.Popen[bytes]:
+        """Spawn a server of the run at ``run_dir`` (marked and guarded: see ``guarded``)."""
+        argv, env = guarded(run_dir, argv, env)
         full_env = {**os.environ, "LC_ALL": "C", **env}
         kwargs: dict[str, object] = {}
         if user is not None:
@@ -254,7 +262,9 @@ class LocalBackend(Backend):
             run_user = list(user) if (user and launch.run_as_server_user) else None
             with open_log(log_path) as log:
                 try:
-                    proc = self._spawn(launch.argv, launch.env, run_user, log, str(datadir))
+                    proc = self._spawn(
+                        str(ctx.run_dir), launch.argv, launch.env, run_user, log, str(datadir)
+                    )
                 except OSError as exc:  # e.g. a binary built for another architecture
                     raise ServiceStartError(
                         spec.name,
@@ -267,13 +277,18 @@ class LocalBackend(Backend):
                 backend=self.name,
                 info=launch.info,
                 pid=proc.pid,
+                start_time=process_start_time(proc.pid) or "",
                 argv=launch.argv,
                 env=launch.env,
                 server_user=run_user,
                 stop_signal=int(launch.stop_signal),
                 log_path=log_path,
                 paths=[str(sdir), *launch.paths],
-                extra={"datadir": str(datadir), "graceful_signal": int(launch.graceful_signal)},
+                extra={
+                    "datadir": str(datadir),
+                    "graceful_signal": int(launch.graceful_signal),
+                    "run_dir": str(ctx.run_dir),
+                },
             )
             ctx.write(inst)
             try:
@@ -318,6 +333,7 @@ class LocalBackend(Backend):
         self.stop_only(instance)
         with open_log(instance.log_path) as log:
             proc = self._spawn(
+                str(instance.extra.get("run_dir") or (ctx.run_dir if ctx else "")),
                 instance.argv,
                 instance.env,
                 instance.server_user,
@@ -325,6 +341,7 @@ class LocalBackend(Backend):
                 instance.extra.get("datadir", "/"),
             )
         instance.pid = proc.pid
+        instance.start_time = process_start_time(proc.pid) or ""
         if ctx is not None:
             ctx.write(instance)
         instance.version = self._wait(spec, instance, proc)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pytest_commons._run import owner_stamp, stamp_is_dead
 from pytest_commons.backends.local import which_any
 from pytest_commons.errors import NotReady, ProbeRefused
 from pytest_commons.services.base import (
@@ -24,7 +27,8 @@ if TYPE_CHECKING:
 
 LOCAL_DATABASES = 256
 CLAIM_KEY = "pytest-commons:claim"
-CLAIM_SECONDS = 3600
+CLAIM_HEARTBEAT_SECONDS = 30.0  # a claim says it is alive this often
+CLAIM_STALE_SECONDS = 600  # from another host: dead after this long without a heartbeat
 SBIN = ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin"]
 
 
@@ -117,11 +121,15 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         return str(server.get("redis_version", "?"))
 
     # database ownership on servers we don't own ---------------------------------------------
-    def claim_database(self, info: RedisInfo, owner: str) -> int:
+    def claim_database(self, info: RedisInfo, owner: str) -> RedisClaim:
         """Claim a database index (never 0) that is empty, so flushing it touches only our keys.
 
-        The claim is a key ``pytest-commons:claim:<index>`` in database 0 (expiring after an
-        hour, so a killed run's claims lapse); the claimed database itself stays empty.
+        The claim is a key ``pytest-commons:claim:<index>`` in database 0 holding who claimed
+        it (host, boot, pid and its start time) and when it last said it was alive; it does not
+        expire. A claim whose owner is proved dead (on this host: the pid is gone or is another
+        process, or the machine rebooted; from another host: no heartbeat for
+        ``CLAIM_STALE_SECONDS``) is taken over and its database, the dead run's leftovers,
+        flushed. A live run's claim, and an unclaimed database holding keys, are never touched.
         """
         registry = self.client(info.with_db(0))
         try:
@@ -131,15 +139,28 @@ class RedisSpec(ServiceSpec[RedisInfo]):
                 count = 16
             for index in range(count - 1, 0, -1):
                 key = f"{CLAIM_KEY}:{index}"
-                if not registry.set(key, owner, nx=True, ex=CLAIM_SECONDS):
+                mine = claim_value(owner)
+                if registry.set(key, mine, nx=True):
+                    db = self.client(info.with_db(index))
+                    try:
+                        if db.dbsize() == 0:
+                            return RedisClaim(self, info.with_db(index), owner, mine)
+                    finally:
+                        db.close()
+                    compare_and_set(registry, key, mine, None)  # others' keys: not ours
                     continue
-                db = self.client(info.with_db(index))
-                try:
-                    if db.dbsize() == 0:
-                        return index
-                finally:
-                    db.close()
-                registry.delete(key)  # holds others' keys: not ours to flush
+                raw = registry.get(key)
+                held = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+                if held is None or not stamp_is_dead(held, CLAIM_STALE_SECONDS):
+                    continue
+                # a dead run's claim: take it over, then its leftovers are ours to flush
+                if compare_and_set(registry, key, held, mine):
+                    db = self.client(info.with_db(index))
+                    try:
+                        db.flushdb()
+                    finally:
+                        db.close()
+                    return RedisClaim(self, info.with_db(index), owner, mine)
         finally:
             registry.close()
         raise ProbeRefused(
@@ -147,12 +168,16 @@ class RedisSpec(ServiceSpec[RedisInfo]):
             "pytest-commons never flushes a database holding others' keys"
         )
 
-    def release_database(self, info: RedisInfo) -> None:
-        db = self.client(info)
-        registry = self.client(info.with_db(0))
+    def release_database(self, claim: RedisClaim) -> None:
+        """Empty the claimed database and delete the claim, only while it is still ours."""
+        claim.stop_heartbeat()
+        db = self.client(claim.info)
+        registry = self.client(claim.info.with_db(0))
         try:
-            db.flushdb()
-            registry.delete(f"{CLAIM_KEY}:{info.db}")
+            key = f"{CLAIM_KEY}:{claim.info.db}"
+            if registry.get(key) == claim.value.encode():
+                db.flushdb()
+                compare_and_set(registry, key, claim.value, None)
         finally:
             db.close()
             registry.close()
@@ -232,3 +257,80 @@ class RedisSpec(ServiceSpec[RedisInfo]):
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> RedisInfo:
         return RedisInfo(host=host, port=port, password="commons")
+
+
+# claims --------------------------------------------------------------------------------------
+def claim_value(owner: str) -> str:
+    """What a claim key holds: ``owner_stamp`` (run and worker, host, boot, pid and its start
+    time, the time of its last heartbeat). The exact string is also the claim's token."""
+    return json.dumps(owner_stamp(owner), sort_keys=True)
+
+
+def compare_and_set(client: redis.Redis, key: str, expected: str, new: str | None) -> bool:
+    """Set (or, with ``new=None``, delete) ``key`` only while it still holds ``expected``."""
+    from redis.exceptions import WatchError
+
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(key)  # type: ignore[no-untyped-call]
+            if pipe.get(key) != expected.encode():
+                pipe.unwatch()
+                return False
+            pipe.multi()
+            if new is None:
+                pipe.delete(key)
+            else:
+                pipe.set(key, new)
+            pipe.execute()
+        except WatchError:
+            return False
+    return True
+
+
+class RedisClaim:
+    """A claimed database index, refreshed by a heartbeat thread while the run lives."""
+
+    def __init__(self, spec: RedisSpec, info: RedisInfo, owner: str, value: str) -> None:
+        self.spec, self.info, self.owner, self.value = spec, info, owner, value
+        self.lost = False  # someone proved us dead and took the index over (should not happen)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def index(self) -> int:
+        return self.info.db
+
+    def refresh(self) -> bool:
+        """Renew the heartbeat; False if the claim is no longer ours."""
+        with self._lock:
+            if self.lost:
+                return False
+            new = claim_value(self.owner)
+            client = self.spec.client(self.info.with_db(0))
+            try:
+                ok = compare_and_set(client, f"{CLAIM_KEY}:{self.index}", self.value, new)
+            finally:
+                client.close()
+            if ok:
+                self.value = new
+            else:
+                self.lost = True
+            return ok
+
+    def start_heartbeat(self, interval: float = CLAIM_HEARTBEAT_SECONDS) -> None:
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    if not self.refresh():
+                        return
+                except Exception:  # the server is away for now (restart, pause): try again
+                    continue
+
+        self._thread = threading.Thread(target=beat, daemon=True, name="commons-redis-claim")
+        self._thread.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -316,8 +316,10 @@ def test_container_exiting_during_start_quotes_its_log(
 def _kept_containers(runtime: Path) -> list[str]:
     from pytest_commons._run import REUSE_DIR, RunContext
 
-    run_dir = runtime / f"pytest-commons-{os.getuid()}" / REUSE_DIR
-    return run_containers(RunContext(run_dir, 0, "reuse", 1).run_id)
+    base = runtime / f"pytest-commons-{os.getuid()}" / REUSE_DIR
+    # one kept context per service and configuration, each with its own label
+    dirs = [base, *(p for p in base.glob("*") if (p / "services").is_dir())]
+    return [c for d in dirs for c in run_containers(RunContext(d, 0, "reuse", 1).run_id)]
 
 
 def test_reuse_keeps_the_container_reattaches_and_down_stops_only_its_own(

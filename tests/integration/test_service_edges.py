@@ -20,17 +20,17 @@ import pytest
 
 from pytest_commons._cleanup import stop_all
 from pytest_commons._options import OPTIONS
-from pytest_commons._run import Instance, RunContext
+from pytest_commons._run import Instance, RunContext, process_start_time
 from pytest_commons._settings import Settings
 from pytest_commons.aws import Aws
 from pytest_commons.backends.local import LocalBackend
-from pytest_commons.errors import BackendUnavailable, ServiceStartError
+from pytest_commons.errors import BackendUnavailable, ProbeRefused, ServiceStartError
 from pytest_commons.kafka import Kafka
 from pytest_commons.registry import ServiceHandle
 from pytest_commons.services.aws import AwsInfo
 from pytest_commons.services.mysql import MysqlSpec
 from pytest_commons.services.postgres import PostgresInfo, PostgresSpec
-from pytest_commons.services.redis import RedisInfo, RedisSpec
+from pytest_commons.services.redis import RedisInfo, RedisSpec, claim_value
 from tests.helpers import fake_binary
 
 pytestmark = pytest.mark.usefixtures("outer_services_settled")
@@ -412,17 +412,17 @@ def test_redis_claims_only_an_empty_database_nobody_else_claimed(
     someone = redis_py.Redis(host=info.host, port=info.port, db=15)
     someone.set("their:key", "precious")
     other_run = redis_py.Redis(host=info.host, port=info.port, db=0)
-    other_run.set("pytest-commons:claim:14", "another-run:gw0")
+    other_run.set("pytest-commons:claim:14", claim_value("another-run:gw0"))  # alive: us
 
-    db = spec.claim_database(info, "this-run:gw0")
+    claim = spec.claim_database(info, "this-run:gw0")
 
-    assert db == 13
-    assert other_run.get("pytest-commons:claim:13") == b"this-run:gw0"
-    assert other_run.get("pytest-commons:claim:14") == b"another-run:gw0", "not ours to take"
+    assert claim.index == 13
+    assert json.loads(other_run.get("pytest-commons:claim:13"))["owner"] == "this-run:gw0"
+    assert json.loads(other_run.get("pytest-commons:claim:14"))["owner"] == "another-run:gw0"
     assert other_run.get("pytest-commons:claim:15") is None, "a busy database is not claimed"
-    mine = spec.client(info.with_db(db))
+    mine = spec.client(claim.info)
     mine.set("scratch", 1)
-    spec.release_database(info.with_db(db))
+    spec.release_database(claim)
     assert mine.dbsize() == 0
     assert other_run.get("pytest-commons:claim:13") is None
     assert someone.get("their:key") == b"precious"
@@ -445,6 +445,101 @@ def test_redis_without_an_empty_database_is_refused(
         "pytest-commons never flushes a database holding others' keys"
     )
     assert redis_py.Redis(host=info.host, port=info.port, db=0).keys("pytest-commons:*") == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait(timeout=10)
+    return proc.pid
+
+
+def _claim(owner: str, **fields: Any) -> str:
+    data = json.loads(claim_value(owner))
+    data.update(fields)
+    return json.dumps(data)
+
+
+def test_redis_claims_are_refreshed_and_only_their_owner_releases_them(
+    redis_server: Callable[..., RedisInfo],
+) -> None:
+    """A claim does not expire while its run lives (a heartbeat renews it), and a release
+    deletes only its own claim: one taken over in between stays, with its database."""
+    import redis as redis_py
+
+    info = redis_server("--databases", "4")
+    spec = RedisSpec(settings())
+    registry = redis_py.Redis(host=info.host, port=info.port, db=0)
+    claim = spec.claim_database(info, "long-run:gw0")
+    key = f"pytest-commons:claim:{claim.index}"
+    assert registry.ttl(key) == -1, "no expiry: a long run keeps its index"
+    first = registry.get(key)
+    claim.start_heartbeat(interval=0.02)
+    deadline = time.monotonic() + 30
+    while registry.get(key) == first and time.monotonic() < deadline:
+        time.sleep(0.01)  # polls, with a deadline, for the heartbeat thread's first renewal
+    claim.stop_heartbeat()
+    assert registry.get(key) != first, "the heartbeat renewed it"
+    assert json.loads(registry.get(key))["beat"] >= json.loads(first)["beat"]
+    # someone else holds the index now (say it was wrongly judged dead): our release must
+    # neither delete their claim nor flush their keys
+    theirs = _claim("other-run:gw1")
+    registry.set(key, theirs)
+    redis_py.Redis(host=info.host, port=info.port, db=claim.index).set("their:key", 1)
+    spec.release_database(claim)
+    assert registry.get(key) == theirs.encode()
+    assert redis_py.Redis(host=info.host, port=info.port, db=claim.index).dbsize() == 1
+    assert not claim.refresh(), "a claim that is no longer ours is not renewed"
+
+
+def test_redis_claims_of_dead_runs_are_collected_and_live_ones_kept(
+    redis_server: Callable[..., RedisInfo],
+) -> None:
+    """Leftovers of runs proved dead (this host: pid gone, or another process now; another
+    host: no heartbeat for CLAIM_STALE_SECONDS) are flushed and their index reused; a live
+    run's claim, a fresh claim from another host and an unclaimed database holding keys are
+    not touched."""
+    import subprocess
+
+    import redis as redis_py
+
+    from pytest_commons.services.redis import CLAIM_STALE_SECONDS
+
+    info = redis_server("--databases", "8")
+    spec = RedisSpec(settings())
+    registry = redis_py.Redis(host=info.host, port=info.port, db=0)
+    alive = subprocess.Popen(["sleep", "600"])
+    try:
+        live_start = process_start_time(alive.pid)
+        old = time.time() - CLAIM_STALE_SECONDS - 60
+        claims = {
+            7: _claim("live:gw0", pid=alive.pid, start=live_start),
+            6: _claim("remote-live:gw0", host="elsewhere", boot="x"),
+            5: _claim("killed:gw0", pid=_dead_pid()),
+            4: _claim("reused-pid:gw0", pid=alive.pid, start="1"),
+            3: _claim("remote-dead:gw0", host="elsewhere", boot="x", beat=old),
+        }
+        for index, value in claims.items():
+            registry.set(f"pytest-commons:claim:{index}", value)
+        for index in range(1, 8):  # every database holds someone's keys
+            redis_py.Redis(host=info.host, port=info.port, db=index).set("k", index)
+
+        taken = [spec.claim_database(info, f"new:gw{i}") for i in range(3)]
+
+        assert sorted(c.index for c in taken) == [3, 4, 5]
+        for c in taken:
+            assert spec.client(c.info).dbsize() == 0, "the dead run's leftovers were flushed"
+        with pytest.raises(ProbeRefused):
+            spec.claim_database(info, "new:gw3")
+        for index in (6, 7):
+            assert registry.get(f"pytest-commons:claim:{index}") == claims[index].encode()
+        for index in (1, 2, 6, 7):
+            db = redis_py.Redis(host=info.host, port=info.port, db=index)
+            assert db.get("k") == str(index).encode()
+    finally:
+        alive.kill()
+        alive.wait(timeout=10)
 
 
 # --- finding and preparing PostgreSQL and MariaDB/MySQL ----------------------------------------

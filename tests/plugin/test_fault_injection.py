@@ -13,7 +13,10 @@ import pytest
 SUITES = Path(__file__).parent / "fault_suites"
 
 
-@pytest.mark.parametrize(("suite", "count"), [("pg_faults.py", 3), ("redis_faults.py", 4)])
+@pytest.mark.parametrize(
+    ("suite", "count"),
+    [("pg_faults.py", 3), ("redis_faults.py", 4), ("mysql_faults.py", 5)],
+)
 def test_fault_injection_in_an_own_run(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, suite: str, count: int
 ) -> None:

@@ -61,6 +61,91 @@ def test_reuse_restarts_when_configuration_changes(pytester: pytest.Pytester) ->
     commons_cli("down")
 
 
+@pytest.mark.usefixtures("own_runtime")
+def test_a_run_with_other_options_keeps_its_own_server(pytester: pytest.Pytester) -> None:
+    """Other options (another checkout, another branch) mean another kept server: the first
+    run's server is not stopped under it."""
+    import redis as redis_py
+
+    pytester.makepyfile(REDIS_TEST)
+    pytester.runpytest_subprocess("--reuse-services", "--redis-backend=local").assert_outcomes(
+        passed=1
+    )
+    first = int((pytester.path / "port").read_text())
+    other = pytester.runpytest_subprocess(
+        "--reuse-services", "--redis-backend=local", "--redis-image=other:1"
+    )
+    other.assert_outcomes(passed=1)
+    second = int((pytester.path / "port").read_text())
+    try:
+        assert second != first
+        assert redis_py.Redis(port=first, socket_timeout=5).ping(), "the first is still up"
+        kept = json.loads(commons_cli("list", "--json").stdout)["kept"]
+        assert sorted(k["info"]["port"] for k in kept) == sorted([first, second])
+    finally:
+        down = commons_cli("down")
+    assert down.stdout.count("stopped redis (local)") == 2
+
+
+HOLDING_REDIS = """
+import os, time
+
+def test_hold(redis, redis_db):
+    redis.set("mine", "1")
+    with open("db1.tmp", "w") as fh:
+        fh.write(str(redis_db.db))
+    os.replace("db1.tmp", "db1")
+    deadline = time.monotonic() + 120
+    while not os.path.exists("go") and time.monotonic() < deadline:
+        time.sleep(0.02)  # held until the other run is done
+    assert redis.get("mine") == b"1", "another run flushed this run's database"
+"""
+
+OTHER_REDIS = """
+def test_other(redis, redis_db):
+    assert redis.dbsize() == 0
+    redis.set("theirs", "1")
+    with open("db2", "w") as fh:
+        fh.write(str(redis_db.db))
+"""
+
+
+@pytest.mark.usefixtures("own_runtime")
+def test_concurrent_reuse_runs_do_not_share_a_database(pytester: pytest.Pytester) -> None:
+    """Two runs on one kept server at the same time: each claims a database of its own (worker
+    N no longer simply takes index N), so neither sees nor flushes the other's keys."""
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(test_hold=HOLDING_REDIS, test_other=OTHER_REDIS)
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--reuse-services"]
+    holder = subprocess.Popen(
+        [*argv, "--redis-backend=local", "test_hold.py"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (pytester.path / "db1").exists() and holder.poll() is None:
+            assert time.monotonic() < deadline, "the holding run did not start"
+            time.sleep(0.02)
+        other = pytester.runpytest_subprocess(
+            "--reuse-services", "--redis-backend=local", "test_other.py"
+        )
+        other.assert_outcomes(passed=1)
+        (pytester.path / "go").touch()
+        output = holder.communicate(timeout=120)[0].decode()
+        assert holder.returncode == 0, output
+        assert (pytester.path / "db1").read_text() != (pytester.path / "db2").read_text()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+        commons_cli("down")
+
+
 def test_doctor_reports_every_service_and_backend(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:

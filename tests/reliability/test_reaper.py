@@ -53,6 +53,11 @@ def _redis_server(datadir: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+def _start(pid: int) -> str:
+    """The start time the backends record with a server's pid."""
+    return process_start_time(pid) or ""
+
+
 def _stopped(proc: subprocess.Popen[bytes], port: int) -> bool:
     """The server process ended (raises if it is still running after 10 s) and its port is shut."""
     proc.wait(timeout=10)
@@ -69,10 +74,22 @@ def test_reap_stops_what_the_run_owned_and_nothing_else(
     kept = subprocess.Popen(["sleep", "600"], start_new_session=True)
     external = subprocess.Popen(["sleep", "600"], start_new_session=True)
     procs += [owned, kept, external]
-    run.write(Instance("redis", "local", pid=owned.pid, ready=True, paths=[str(datadir.parent)]))
+    run.write(
+        Instance(
+            "redis",
+            "local",
+            pid=owned.pid,
+            start_time=_start(owned.pid),
+            ready=True,
+            paths=[str(datadir.parent)],
+        )
+    )
     # --reuse-services keeps its servers on purpose; an external server is never ours to stop
-    run.write(Instance("postgres", "local", pid=kept.pid, ready=True, reused=True))
-    run.write(Instance("mysql", "external", pid=external.pid, owned=False, ready=True))
+    run.write(Instance("postgres", "local", pid=kept.pid, start_time=_start(kept.pid), reused=True))
+    external_start = _start(external.pid)
+    run.write(
+        Instance("mysql", "external", pid=external.pid, start_time=external_start, owned=False)
+    )
     # a record cut short by the crash, and a container that is already gone
     (run.services_dir / "kafka.json").write_text('{"service": "kafka", "back')
     run.write(Instance("aws", "docker", container_id="pytest-commons-reaper-test-no-such"))
@@ -152,10 +169,48 @@ def test_a_new_run_reaps_what_a_crashed_run_left(
     (stale.run_dir / "owner").write_text(f"{dead.pid} 12345\n")
     server, port = _redis_server(stale.run_dir / "redis" / "data")
     procs.append(server)
-    stale.write(Instance("redis", "local", pid=server.pid, ready=True, paths=[str(stale.run_dir)]))
+    stale.write(
+        Instance(
+            "redis",
+            "local",
+            pid=server.pid,
+            start_time=_start(server.pid),
+            ready=True,
+            paths=[str(stale.run_dir)],
+        )
+    )
 
     pytester.makepyfile(STALE_TEST)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
     assert _stopped(server, port), "the left-over server was stopped"
     assert not stale.run_dir.exists()
+
+
+@pytest.mark.parametrize("recorded", ["another start time", "no start time"])
+def test_stale_reaping_never_signals_a_pid_that_is_now_another_process(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    procs: list[subprocess.Popen[bytes]],
+    recorded: str,
+) -> None:
+    """A persistent runtime dir, then a reboot or pid reuse: the recorded server pid now names
+    an unrelated process. A plain ``pytest --co`` reaps the stale run and must not kill it."""
+    runtime = pytester.path / "runtime"
+    clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
+    root = runtime / f"pytest-commons-{os.getuid()}"
+    dead = subprocess.Popen(["true"])
+    dead.wait(timeout=10)
+    stale = _run_dir(root, owner=str(dead.pid))
+    (stale.run_dir / "owner").write_text(f"{dead.pid} 12345\n")
+    unrelated = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    procs.append(unrelated)
+    start = "1" if recorded == "another start time" else ""
+    assert _start(unrelated.pid) != "1"
+    stale.write(Instance("redis", "local", pid=unrelated.pid, start_time=start, ready=True))
+
+    pytester.makepyfile(STALE_TEST)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--co").assert_outcomes()
+
+    assert not stale.run_dir.exists(), "the stale run was reaped"
+    assert unrelated.poll() is None, "the unrelated process that now has the pid lives on"
