@@ -52,6 +52,12 @@ FEATURES: dict[str, str] = {
     ),
 }
 
+#: Where a test needing such a feature runs (the skip reason says so).
+WHERE_APACHE = (
+    "the local Apache engine (--kafka-engine=apache), an apache/kafka container "
+    "(--kafka-image) or a broker URL (--kafka-bootstrap-servers)"
+)
+
 #: Which broker flavour lacks which features.
 MISSING: dict[str, frozenset[str]] = {TANSU: frozenset(FEATURES)}
 
@@ -69,7 +75,10 @@ def missing_feature(flavour: str, features: Iterable[str]) -> str | None:
         if feature not in FEATURES:
             raise ValueError(f"unknown Kafka feature {feature!r}; known: {', '.join(FEATURES)}")
         if feature in MISSING.get(flavour, ()):
-            return f"kafka: {feature} is not supported by this broker ({FEATURES[feature]})"
+            return (
+                f"kafka: {feature} is not supported by this broker ({FEATURES[feature]}); "
+                f"it runs on Apache Kafka: {WHERE_APACHE}"
+            )
     return None
 
 

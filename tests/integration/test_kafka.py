@@ -169,7 +169,9 @@ def test_unknown_feature_is_an_error() -> None:
         kafka_requires("no_such_feature")
 
 
-# --- what Tansu 0.6 lacks: skipped on the local backend, real tests elsewhere ------------------
+# --- what Tansu 0.6 lacks: real tests on Apache Kafka (the local Apache engine,
+# --kafka-engine=apache; an apache/kafka container; a broker URL). On Tansu each skips with
+# the feature, why Tansu lacks it and where it runs (test_kafka_plugin checks that reason).
 
 
 @kafka_requires("create_partitions")
@@ -194,11 +196,13 @@ def test_offsets_for_times(kafka: Kafka) -> None:
 
     topic = kafka.topic()
     producer = kafka.producer()
-    for i, ts in enumerate((1_000_000, 2_000_000, 3_000_000)):
+    now = int(time.time() * 1000)  # recent: a real broker's retention would drop 1970 stamps
+    stamps = (now - 3_000, now - 2_000, now - 1_000)
+    for i, ts in enumerate(stamps):
         producer.produce(topic, value=str(i).encode(), timestamp=ts)
     assert producer.flush(10) == 0
     consumer = kafka.consumer()
-    found = consumer.offsets_for_times([TopicPartition(topic, 0, 2_000_000)], timeout=10)
+    found = consumer.offsets_for_times([TopicPartition(topic, 0, stamps[1])], timeout=10)
     assert found[0].offset == 1
 
 

@@ -23,7 +23,7 @@ from pytest_commons._settings import Settings
 from pytest_commons.aws import Aws
 from pytest_commons.backends.local import LocalBackend
 from pytest_commons.errors import BackendUnavailable, ServiceStartError
-from pytest_commons.kafka import Kafka
+from pytest_commons.kafka import WHERE_APACHE, Kafka
 from pytest_commons.registry import ServiceHandle
 from pytest_commons.services.aws import AwsInfo
 from pytest_commons.services.mysql import MysqlSpec
@@ -879,7 +879,8 @@ def test_names_repeat_never_and_missing_features_skip(kafka: Kafka) -> None:
         kafka.requires("create_partitions")
     assert str(caught.value) == (
         "kafka: create_partitions is not supported by this broker "
-        "(Tansu 0.6 does not support CreatePartitions (adding partitions))"
+        "(Tansu 0.6 does not support CreatePartitions (adding partitions)); it runs on "
+        f"Apache Kafka: {WHERE_APACHE}"
     )
 
 

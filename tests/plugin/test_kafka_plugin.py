@@ -306,3 +306,26 @@ def test_probe_refuses_a_non_kafka_server(tmp_path: Path) -> None:
     finally:
         thread.join(5)
         server.close()
+
+
+def test_tests_needing_what_tansu_lacks_skip_saying_why_and_where_they_run(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """On Tansu every ``@kafka_requires`` test skips with the feature, why Tansu lacks it and
+    where it runs instead — never a bare skip (in CI, where the Apache engine runs them, they
+    do not skip at all: the skip depends on the broker's version string, not the backend)."""
+    from pytest_commons.kafka import FEATURES, WHERE_APACHE
+
+    pytester.makepyfile(
+        "from pytest_commons.kafka import kafka_requires\n"
+        + "".join(
+            f"\n@kafka_requires({feature!r})\ndef test_{feature}(kafka):\n    assert False\n"
+            for feature in FEATURES
+        )
+    )
+    result = pytester.runpytest_subprocess("--kafka-backend=local", "-rs", "-p", "no:randomly")
+    result.assert_outcomes(skipped=len(FEATURES))
+    out = result.stdout.str()
+    for feature, why in FEATURES.items():
+        assert f"kafka: {feature} is not supported by this broker ({why}); " in out
+    assert out.count(f"it runs on Apache Kafka: {WHERE_APACHE}") == len(FEATURES)
