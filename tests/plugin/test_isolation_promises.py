@@ -88,6 +88,12 @@ def test_6_tx_left_in_error(postgres_tx):
 
 def test_7_tx_usable_after_a_test_that_left_an_error(postgres_tx):
     assert postgres_tx.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+def test_8_tx_closed_by_the_test(postgres_tx):
+    postgres_tx.close()
+
+def test_9_tx_works_after_a_test_closed_it(postgres_tx):
+    assert postgres_tx.execute("SELECT count(*) FROM t").fetchone() == (0,)
 """
 
 MYSQL_SUITE = r"""
@@ -174,6 +180,7 @@ def test_7_tx_usable_and_empty_after_a_test_that_left_an_error(mysql_tx):
 
 REDIS_SUITE = r"""
 import os, pathlib
+import pytest
 
 OUT = pathlib.Path(os.environ["ISOLATION_OUT"])
 
@@ -201,6 +208,44 @@ def test_4_url_database_is_empty_too(redis_url):
         assert client.dbsize() == 0
     finally:
         client.close()
+
+def test_5_server_drops_every_connection(redis):
+    redis.set("left-behind", 1)
+    # the emptier's own connection (its FLUSHDB of the last test in flight) goes too
+    redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+
+def test_6_still_emptied_after_the_connection_was_lost(redis):
+    assert redis.dbsize() == 0
+
+def flushes(client):
+    return client.info("commandstats").get("cmdstat_flushdb", {}).get("calls", 0)
+
+def test_7_counts_flushes(redis):
+    OUT.joinpath("flushes").write_text(str(flushes(redis)))
+
+def test_8_one_flush_per_test_its_reply_read_late(redis):
+    # test_7's teardown sent one FLUSHDB and this test's setup read its reply: exactly one
+    # (a synchronous FLUSHDB on top of it would be a second)
+    assert flushes(redis) - int(OUT.joinpath("flushes").read_text()) == 1
+
+@pytest.fixture
+def started_again(redis_service):
+    yield
+    redis_service.start()
+
+def test_9_server_down_when_the_test_ends(started_again, redis, redis_service):
+    redis.set("k", 1)
+    redis_service.stop()  # the FLUSHDB after this test cannot be sent: no error for that
+
+def test_10_emptied_after_the_server_came_back(started_again, redis, redis_service):
+    assert redis.dbsize() == 0
+    redis.set("works", 1)
+    # down again: the emptier lost its connection at this test's start, so now it cannot
+    # even connect to send the FLUSHDB; still no error, and the next test flushes itself
+    redis_service.stop()
+
+def test_11_emptied_again(redis):
+    assert redis.dbsize() == 0
 """
 
 FACTORY_SUITE = r"""
@@ -261,7 +306,7 @@ def test_postgres_database_and_rollback_isolation_within_one_run(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     result = _run(pytester, POSTGRES_SUITE, tmp_path, "--postgres-backend=local")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=9)
 
 
 @needs_mysql
@@ -277,7 +322,7 @@ def test_redis_flush_between_tests_within_one_run(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     result = _run(pytester, REDIS_SUITE, tmp_path, "--redis-backend=local")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=11)
 
 
 @needs_postgres

@@ -16,6 +16,11 @@ def test_postgres_repr_masks_password() -> None:
     assert "s3cret" not in str(info)
     assert "password='***'" in repr(info)
     assert "s3cret" in info.url  # the URL itself must carry it for drivers
+    # only the secret is masked: the rest stays readable, an empty password shows as empty
+    assert repr(info) == (
+        "PostgresInfo(host='127.0.0.1', port=5432, user='u', password='***', dbname='d')"
+    )
+    assert "password=''" in repr(PostgresInfo(host="h", port=1))
 
 
 def test_redis_repr_masks_password() -> None:
