@@ -94,6 +94,30 @@ def test_8_tx_closed_by_the_test(postgres_tx):
 
 def test_9_tx_works_after_a_test_closed_it(postgres_tx):
     assert postgres_tx.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    OUT.joinpath("txdb").write_text(postgres_tx.info.dbname)
+    postgres_tx.close()  # a second replacement needs a name of its own too
+
+def test_10_tx_works_after_another_close(postgres_tx):
+    assert postgres_tx.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    OUT.joinpath("txdb").write_text(postgres_tx.info.dbname)
+
+def test_11_tx_transaction_ended_after_the_test(postgres, postgres_service):
+    db = OUT.joinpath("txdb").read_text()
+    with psycopg.connect(postgres_service.info.dsn) as conn:
+        states = conn.execute(
+            "SELECT state FROM pg_stat_activity WHERE datname = %s", (db,)
+        ).fetchall()
+    assert states == [("idle",)]  # rolled back at the end, not left open until the next test
+
+def test_12_no_databases_pile_up(postgres, postgres_service):
+    prefix = postgres.name.rsplit("_", 1)[0]
+    def per_test():
+        return {n for n in run_databases(postgres_service, prefix)
+                if "_tpl" not in n and "_tx" not in n}
+    deadline = time.monotonic() + 30  # earlier ones are dropped in the background
+    while len(per_test()) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(per_test()) <= 2, per_test()  # this test's and the one made ahead
 """
 
 MYSQL_SUITE = r"""
@@ -306,7 +330,7 @@ def test_postgres_database_and_rollback_isolation_within_one_run(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     result = _run(pytester, POSTGRES_SUITE, tmp_path, "--postgres-backend=local")
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=12)
 
 
 @needs_mysql
