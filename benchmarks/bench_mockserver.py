@@ -74,33 +74,50 @@ def bench_reset(rounds: int, expectations: int, requests: int) -> float:
     return statistics.median(samples)
 
 
+ITEMS = 20
+
+
+def _arm(client: httpx.Client) -> None:
+    """Reset, then load the 20 expectations; the requests match the last of them."""
+    client.put("/mockserver/reset").raise_for_status()
+    _upsert(
+        client,
+        [
+            {
+                "httpRequest": {"method": "GET", "path": f"/api/items/{i}"},
+                "httpResponse": {"statusCode": 200, "body": {"id": i}},
+            }
+            for i in range(ITEMS)
+        ],
+    )
+
+
+def _check_armed(client: httpx.Client) -> None:
+    """What the round is advertised to measure: 20 expectations active, the request answered
+    by the last one. Raises otherwise (checked outside the timed part)."""
+    active = client.put("/mockserver/retrieve", params={"type": "ACTIVE_EXPECTATIONS"})
+    active.raise_for_status()
+    if len(active.json()) != ITEMS:
+        raise RuntimeError(f"{len(active.json())} expectations active, not {ITEMS}")
+    last = client.get(f"/api/items/{ITEMS - 1}")
+    if last.status_code != 200 or last.json() != {"id": ITEMS - 1}:
+        raise RuntimeError(f"the last expectation did not answer: {last.status_code}")
+
+
 def bench_requests(rounds: int, count: int = 1000) -> float:
-    """Median seconds for ``count`` matched requests through one keep-alive client."""
+    """Median seconds for ``count`` requests through one keep-alive client, each round with
+    20 expectations active and every request matching the last one."""
     samples = []
     with MockServerEngine() as engine, httpx.Client(base_url=engine.url) as client:
-        _upsert(
-            client,
-            [
-                {
-                    "httpRequest": {"method": "GET", "path": f"/api/items/{i}"},
-                    "httpResponse": {"statusCode": 200, "body": {"id": i}},
-                }
-                for i in range(20)
-            ],
-        )
-        client.get("/api/items/19").raise_for_status()
         for _ in range(rounds):
+            _arm(client)  # every round measures the same case, not what the last one left
+            _check_armed(client)
             started = time.perf_counter()
             for _ in range(count):
-                response = client.get("/api/items/19")
+                response = client.get(f"/api/items/{ITEMS - 1}")
                 if response.status_code != 200:
                     raise RuntimeError(f"unexpected status {response.status_code}")
             samples.append(time.perf_counter() - started)
-            engine.state.reset()
-            _upsert(
-                client,
-                {"httpRequest": {"path": "/api/items/19"}, "httpResponse": {"body": "19"}},
-            )
     return statistics.median(samples)
 
 

@@ -8,6 +8,17 @@ import pytest
 
 # inner pytest runs must not inherit the outer run's choices
 _INNER_ENV_PREFIXES = ("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS")
+# The project's own tests run in random order (pytest-randomly, seed in the header); the
+# suites that pytester runs inside them are test data whose order is part of what they
+# check (a test writes, the next one looks), so inner runs keep the order they are written in.
+INNER_ADDOPTS = "-p no:randomly"
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's ``pytester``, whose inner runs keep their tests in file order."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", INNER_ADDOPTS)  # pytester itself clears it
+    return pytester
 
 
 @pytest.fixture
@@ -16,6 +27,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in list(os.environ):
         if name.startswith(_INNER_ENV_PREFIXES) or name == "CI":
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", INNER_ADDOPTS)
     return monkeypatch
 
 

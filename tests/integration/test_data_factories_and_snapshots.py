@@ -150,11 +150,6 @@ def test_polyfactory_sqlalchemy_in_the_test_session(
     assert "@" in user.email
 
 
-def test_factories_are_unbound_after_the_test() -> None:
-    assert UserFactory._meta.sqlalchemy_session is None
-    assert "__session__" not in vars(PolyUserFactory)
-
-
 def test_polyfactory_models_use_the_seeded_faker(
     order_factory: Any, point_factory: Any, faker: Any
 ) -> None:

@@ -350,3 +350,49 @@ def test_reuse_keeps_the_container_reattaches_and_down_stops_only_its_own(
         down = commons_cli("down", env=_env({"PYTEST_COMMONS_RUNTIME_DIR": str(mine)}))
     assert "stopped redis (docker)" in down.stdout, down.stdout + down.stderr
     assert _kept_containers(mine) == []
+
+
+def test_removing_by_label_removes_only_the_labelled_containers() -> None:
+    """On the real engine (the fake one in the unit tests ignores filters): of four
+    containers, only the one with this run's id *and* this service goes."""
+    import uuid
+
+    from pytest_commons._settings import Settings
+    from pytest_commons.backends.docker import RUN_LABEL, SERVICE_LABEL, DockerBackend
+
+    image = require_local_images("redis")["PYTEST_COMMONS_REDIS_IMAGE"]
+    run, other_run = f"run-{uuid.uuid4().hex[:8]}", f"run-{uuid.uuid4().hex[:8]}"
+    labels = {
+        "target": {RUN_LABEL: run, SERVICE_LABEL: "redis"},
+        "other service": {RUN_LABEL: run, SERVICE_LABEL: "postgres"},
+        "other run": {RUN_LABEL: other_run, SERVICE_LABEL: "redis"},
+        "unlabelled": {"pytest-commons.test": run},
+    }
+    created: dict[str, str] = {}
+    try:
+        for what, pairs in labels.items():
+            args = [arg for key, value in pairs.items() for arg in ("--label", f"{key}={value}")]
+            created[what] = subprocess.run(
+                ["docker", "create", *args, image],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout.strip()
+        DockerBackend(Settings({"redis_image": image}.get))._remove_by_label(run, "redis")
+        left = subprocess.run(
+            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"id={created['target'][:12]}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.split()
+        assert left == [], "the labelled container was not removed"
+        for what in ("other service", "other run", "unlabelled"):
+            inspect = subprocess.run(
+                ["docker", "inspect", created[what]], capture_output=True, timeout=60, check=False
+            )
+            assert inspect.returncode == 0, f"the {what} container was removed too"
+    finally:
+        ids = list(created.values())
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60, check=False)

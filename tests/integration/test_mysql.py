@@ -96,33 +96,6 @@ def test_named_time_zones_are_loaded(mysql: MysqlDatabase) -> None:
     assert str(value) == "2024-01-01 07:00:00"
 
 
-def test_tables_created_by_a_test_do_not_leak(mysql: MysqlDatabase) -> None:
-    conn = mysql.connect(autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute("CREATE TABLE leaked (id INT)")
-    assert (
-        scalar(
-            conn,
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = %s "
-            "AND TABLE_SCHEMA = DATABASE()",
-            ("leaked",),
-        )
-        == 1
-    )
-
-
-def test_tables_created_by_a_test_do_not_leak_check(mysql: MysqlDatabase) -> None:
-    conn = mysql.connect()
-    assert (
-        scalar(
-            conn,
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'leaked' "
-            "AND TABLE_SCHEMA = DATABASE()",
-        )
-        == 0
-    )
-
-
 def test_connect_skips_tls_and_is_fast(mysql: MysqlDatabase) -> None:
     conn = mysql.connect()
     assert scalar(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'") == "Ssl_cipher"
@@ -155,7 +128,7 @@ def test_rollback_fixture_app_commit_stays_inside(mysql_tx: Any) -> None:
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 2
 
 
-def test_rollback_fixture_sees_nothing_from_before(mysql_tx: Any) -> None:
+def test_rollback_fixture_starts_from_the_template(mysql_tx: Any) -> None:
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM audit") == 0
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM colors") == 2
@@ -191,10 +164,6 @@ def test_rollback_fixture_is_invisible_to_other_connections(
         assert scalar(other, "SELECT COUNT(*) FROM users") == 0
     finally:
         other.close()
-
-
-def test_rollback_fixture_after_error_test(mysql_tx: Any) -> None:
-    assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
 
 
 def test_handle_reports_backend_and_version(mysql_service: ServiceHandle[MysqlInfo]) -> None:

@@ -408,3 +408,33 @@ def test_requires_refuses_an_unknown_feature(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*requires(mockserver='teleport'): unknown feature*templates*"])
+
+
+RESTART = """
+import httpx
+from mockserver import HttpRequest, HttpResponse, MockServerClient
+
+def test_restart_keeps_the_port_and_serves(mockserver_service):
+    assert mockserver_service.backend == "local"
+    port = mockserver_service.info.port
+    mockserver_service.restart()
+    assert mockserver_service.info.port == port  # this process's engine is back on its port
+    with MockServerClient(mockserver_service.info.host, port) as client:
+        client.when(HttpRequest(path="/after")).respond(HttpResponse(body="back"))
+        assert httpx.get(f"{mockserver_service.info.url}/after").text == "back"
+
+def test_the_fixture_works_after_the_restart(mockserver, mockserver_url):
+    assert httpx.get(f"{mockserver_url}/after").status_code == 404  # reset for this test
+    mockserver.when(HttpRequest(path="/next")).respond(HttpResponse(body="ok"))
+    assert httpx.get(f"{mockserver_url}/next").text == "ok"
+"""
+
+
+def test_restart_keeps_the_fixture_working(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    """Restarting the shared engine process would pull it from under other xdist workers, so
+    it is done in an inner run of its own (no xdist), which also runs under CI's `-n 2`."""
+    pytester.makepyfile(RESTART)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=2)

@@ -41,6 +41,34 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _sleeping(pid: int) -> bool:
+    """True when ``pid``, or a child of it (the shell loop's ``sleep 0.2``), sits in the
+    loop's sleep: the watcher has looked at the owner at least once and decided to go on."""
+    pids = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid):
+            pids.append(int(stat.parent.name))
+    for candidate in pids:
+        try:
+            if "nanosleep" in Path(f"/proc/{candidate}/wchan").read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _wait_until_it_has_looked(watcher: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while not _sleeping(watcher.pid):
+        assert watcher.poll() is None, "the watcher exited while the owner is alive"
+        assert time.monotonic() < deadline, "the watcher never reached its sleep"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def run(tmp_path: Path) -> RunContext:
     run_dir = tmp_path / "run-1-abc"
@@ -68,14 +96,17 @@ def test_owner_killed_server_stopped_and_run_dir_removed(run: RunContext, kind: 
             proc.wait(timeout=10)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/wchan"), reason="needs /proc/PID/wchan")
 @pytest.mark.parametrize("kind", ["sh", "python"])
 def test_run_ending_in_order_leaves_servers_to_the_run(run: RunContext, kind: str) -> None:
     server = subprocess.Popen(["sleep", "600"], start_new_session=True)
     watcher = subprocess.Popen(_watch_cmd(kind, os.getpid(), run.run_dir))
     try:
         run.write(Instance(service="redis", backend="local", pid=server.pid, ready=True))
-        time.sleep(0.3)  # let the watcher take its first look (not a readiness wait)
+        _wait_until_it_has_looked(watcher)  # a look at a live owner, then its sleep
         assert watcher.poll() is None, "the owner is alive: the watcher keeps watching"
+        assert server.poll() is None
+        assert run.run_dir.exists()
         run.destroy()
         assert watcher.wait(timeout=30) == 0
         assert server.poll() is None, "an orderly end is the run's to clean up, not the reaper's"

@@ -563,7 +563,7 @@ def test_an_image_is_pulled_once_per_process(
         assert notices.read().count(f"commons: pulling image {image} for redis") == 1
 
 
-def test_removing_by_label_removes_only_the_labelled_containers(fake_engine: FakeEngine) -> None:
+def test_removing_by_label_asks_the_engine_for_both_labels(fake_engine: FakeEngine) -> None:
     from pytest_commons.backends.docker import RUN_LABEL, SERVICE_LABEL
 
     fake_engine.containers = ["aaa111", "bbb222"]

@@ -61,11 +61,10 @@ def test_a_process_ignoring_the_signal_is_killed_after_the_grace() -> None:
     started = time.monotonic()
     kill_process_group(proc.pid, signal.SIGTERM, grace=0.3)
     assert time.monotonic() - started >= 0.3
-    # it would sleep 60 s: gone within 10 s means the SIGKILL landed (the exit status may
-    # already have been reaped by kill_process_group, so Popen cannot always report -9)
+    # it would sleep 60 s: ending within 10 s means the SIGKILL landed (the exit status may
+    # already have been reaped by kill_process_group, so Popen cannot always report -9; and
+    # asking whether the pid is gone after wait() would prove nothing: wait() reaps it)
     proc.wait(timeout=10)
-    assert _gone(proc.pid)
-    assert time.monotonic() - started < 10
     assert proc.stdout is not None
     proc.stdout.close()
 

@@ -16,6 +16,11 @@ def test_postgres_repr_masks_password() -> None:
     assert "s3cret" not in str(info)
     assert "password='***'" in repr(info)
     assert "s3cret" in info.url  # the URL itself must carry it for drivers
+    # only the secret is masked: the rest stays readable, an empty password shows as empty
+    assert repr(info) == (
+        "PostgresInfo(host='127.0.0.1', port=5432, user='u', password='***', dbname='d')"
+    )
+    assert "password=''" in repr(PostgresInfo(host="h", port=1))
 
 
 def test_redis_repr_masks_password() -> None:
@@ -101,3 +106,53 @@ def test_error_messages_name_service_backend_and_remedy() -> None:
     )
     assert "- external: $X is not set" in str(unavailable)
     assert "- local: not installed" in str(unavailable)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.255.0.9",
+        "::1",
+        "[::1]",
+        "localhost",
+        "LOCALHOST",
+        "localhost.localdomain",
+        "s3.localhost",
+        "a.b.LocalHost",
+    ],
+)
+def test_loopback_hosts_are_accepted(host: str) -> None:
+    from pytest_commons.services.aws import check_endpoint_host, is_loopback
+
+    assert is_loopback(host)
+    check_endpoint_host(host, None)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evillocalhost",  # a suffix match without the dot would accept it
+        "notlocalhost",
+        "localhostx",
+        "localhost.evil.example",
+        "localhost.localdomain.evil.example",
+        "xlocalhost.localdomain",
+        "127.0.0.1.nip.io",
+        "128.0.0.1",
+        "10.0.0.5",
+        "0.0.0.0",
+        "::2",
+        "::",
+        "",
+    ],
+)
+def test_hosts_that_only_look_local_are_refused(host: str) -> None:
+    from pytest_commons.errors import ConfigError
+    from pytest_commons.services.aws import check_endpoint_host, is_loopback
+
+    assert not is_loopback(host)
+    with pytest.raises(ConfigError, match="not loopback"):
+        check_endpoint_host(host, None)
+    if host:
+        check_endpoint_host(host, f"other, {host.upper()}")  # unless listed (case-insensitive)
