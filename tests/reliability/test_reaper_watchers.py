@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._run import _WATCH_SH, Instance, RunContext
+from pytest_commons._run import _WATCH_SH, Instance, RunContext, process_start_time
 
 
 def _watch_cmd(kind: str, owner: int, run_dir: Path) -> list[str]:
@@ -83,7 +83,14 @@ def test_owner_killed_server_stopped_and_run_dir_removed(run: RunContext, kind: 
     owner = subprocess.Popen(["sleep", "600"])
     watcher = subprocess.Popen(_watch_cmd(kind, owner.pid, run.run_dir))
     try:
-        run.write(Instance(service="redis", backend="local", pid=server.pid, ready=True))
+        # a record carries the server's start time: without one the reaper does not signal
+        # the pid (it may be another process by now); the test stands in for a real record
+        started = process_start_time(server.pid) or ""
+        run.write(
+            Instance(
+                service="redis", backend="local", pid=server.pid, ready=True, start_time=started
+            )
+        )
         owner.kill()
         owner.wait(timeout=10)  # reaped: its pid is gone, as when pytest dies
         assert watcher.wait(timeout=30) == 0
