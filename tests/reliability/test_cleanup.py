@@ -212,4 +212,6 @@ def test_kill_9_reaps_the_real_mockserver(tmp_path: Path) -> None:
     assert all(_alive(pid) for pid in state["pids"])
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the pipe is ours to close: a killed run leaves it open
     _assert_all_gone(state)
