@@ -441,3 +441,35 @@ def test_restart_keeps_the_fixture_working(
     pytester.makepyfile(RESTART)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=2)
+
+
+LEAVES_NO_LOOP = """
+import gc
+
+def test_uses_the_client(mockserver):
+    assert mockserver.has_started(attempts=1)
+
+def test_after_it():
+    gc.collect()  # an unclosed client event loop is reported here, as an error
+"""
+
+
+def test_the_mockserver_fixture_closes_its_client_event_loop(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    """mockserver-client's ``close()`` leaves its event loop open; the fixture closes it, or
+    the garbage collector fails a later test with ``unclosed event loop`` under -W error."""
+    env.setenv("PYTEST_COMMONS_MOCKSERVER_ENGINE", "commons")
+    pytester.makepyfile(LEAVES_NO_LOOP)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",  # the order is the point: the collection comes after the client test
+        "-W",
+        "error::ResourceWarning",
+        "-W",
+        "error::pytest.PytestUnraisableExceptionWarning",
+    )
+    result.assert_outcomes(passed=2)
+    assert "unclosed event loop" not in result.stdout.str()
