@@ -36,7 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_commons.backends.local import free_port  # noqa: E402
 from pytest_commons.engines.mockserver import MockServerEngine  # noqa: E402
-from pytest_commons.services.mockserver import MockServerInfo, MockServerSpec  # noqa: E402
+from pytest_commons.services.mockserver import (  # noqa: E402
+    MockServerInfo,
+    MockServerSpec,
+    open_client,
+)
 
 N = 100
 
@@ -127,11 +131,11 @@ def ready_times(repeat: int) -> tuple[list[float], list[float]]:
 def reset_times(rounds: int = 4, per_round: int = 50) -> list[float]:
     """Fill the engine (10 expectations, 20 logged requests), then time resets."""
     import httpx
-    from mockserver import HttpRequest, HttpResponse, MockServerClient
+    from mockserver import HttpRequest, HttpResponse
 
     spec = MockServerSpec()
     times = []
-    with MockServerEngine() as engine, MockServerClient(engine.host, engine.port) as client:
+    with MockServerEngine() as engine, open_client(engine.host, engine.port) as client:
         info = MockServerInfo(engine.host, engine.port)
         with httpx.Client(base_url=engine.url) as http:
             for _ in range(rounds):

@@ -20,20 +20,25 @@ the probe costs no import beyond ``http.client``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_commons._java import MavenArtifact, java_binary, java_major
 from pytest_commons._settings import Settings
 from pytest_commons.errors import NotReady, ProbeRefused
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+
+if TYPE_CHECKING:
+    from mockserver import MockServerClient
 
 MOCKSERVER_PORT = 1080
 #: the real MockServer the ``java`` engine runs (its classes are Java 8 bytecode)
@@ -119,6 +124,37 @@ def control(
     if expect and status not in expect:
         raise MockServerHTTPError("PUT", f"{info.url}{path}", status, payload)
     return status, headers, payload
+
+
+def close_client(client: Any) -> None:
+    """Close an official ``mockserver.MockServerClient`` *and* the event loop it runs on.
+
+    ``MockServerClient.close()`` (mockserver-client 9.2) stops the loop thread it started in
+    its constructor but never closes the loop, so the loop and its self-pipe sockets are left
+    for the garbage collector, which reports them as ``ResourceWarning: unclosed event loop``
+    (an error under ``filterwarnings = error``) in whichever test happens to run then. Use
+    this instead of ``client.close()`` (or ``with MockServerClient(...)``).
+    """
+    client.close()
+    loop = getattr(client, "_loop", None)
+    thread = getattr(client, "_thread", None)
+    if thread is not None:
+        thread.join()
+    if loop is not None and not loop.is_closed() and not loop.is_running():
+        loop.close()
+
+
+@contextlib.contextmanager
+def open_client(host: str, port: int) -> Iterator[MockServerClient]:
+    """An official ``mockserver.MockServerClient`` for ``host:port``, closed on exit together
+    with its event loop (see :func:`close_client`)."""
+    from mockserver import MockServerClient
+
+    client = MockServerClient(host, port)
+    try:
+        yield client
+    finally:
+        close_client(client)
 
 
 def fetch_jar(settings: Settings, use_mvn: bool | None = None) -> Path:

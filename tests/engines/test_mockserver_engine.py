@@ -37,6 +37,7 @@ from mockserver import (  # noqa: E402
 )
 
 from pytest_commons.engines.mockserver import MockServerEngine  # noqa: E402
+from pytest_commons.services.mockserver import open_client  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def engine() -> Iterator[MockServerEngine]:
 
 @pytest.fixture(scope="module")
 def client_session(engine: MockServerEngine) -> Iterator[MockServerClient]:
-    with MockServerClient(engine.host, engine.port) as client:
+    with open_client(engine.host, engine.port) as client:
         yield client
 
 
@@ -79,7 +80,7 @@ def test_engine_lifecycle_and_status() -> None:
         assert elapsed < 0.1
         assert engine.running
         assert engine.url == f"http://127.0.0.1:{engine.port}"
-        with MockServerClient(engine.host, engine.port) as client:
+        with open_client(engine.host, engine.port) as client:
             assert client.has_started(attempts=1)
             assert client.bind(0) == [engine.port]
             with pytest.raises(MockServerError):
@@ -478,7 +479,7 @@ def test_error_response_bytes(client: MockServerClient, engine: MockServerEngine
 
 @pytest.fixture
 def upstream() -> Iterator[tuple[MockServerEngine, MockServerClient]]:
-    with MockServerEngine() as target, MockServerClient(target.host, target.port) as client:
+    with MockServerEngine() as target, open_client(target.host, target.port) as client:
         yield target, client
 
 

@@ -1462,3 +1462,5 @@ def test_hub_process_stops_on_the_control_plane() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

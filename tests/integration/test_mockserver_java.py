@@ -55,28 +55,49 @@ def test_auto_takes_the_real_mockserver_with_java_and_the_jar(tmp_path: Path) ->
     assert argv[-4:] == ["-jar", str(jar), "-serverPort", "4321"]
 
 
-SMALL = MavenArtifact("org.hamcrest", "hamcrest-core", "1.3", "0" * 64)
+@pytest.fixture
+def file_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[MavenArtifact, str]:
+    """A Maven repository laid out on disk with one small jar, used through
+    ``$PYTEST_COMMONS_MAVEN_REPO=file://...`` (there is no built-in registry URL on purpose);
+    gives the artifact and the jar's real SHA-256."""
+    import hashlib
+    import zipfile
+
+    repo = tmp_path / "repo"
+    folder = repo / "org" / "example" / "tiny" / "1.0"
+    folder.mkdir(parents=True)
+    jar = folder / "tiny-1.0.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        archive.writestr("org/example/Tiny.class", bytes(range(256)) * 200)
+    monkeypatch.setenv("PYTEST_COMMONS_MAVEN_REPO", repo.as_uri())
+    real = hashlib.sha256(jar.read_bytes()).hexdigest()
+    return MavenArtifact("org.example", "tiny", "1.0", "0" * 64), real
 
 
-def test_fetch_refuses_a_jar_whose_sum_does_not_match(tmp_path: Path) -> None:
-    """A real download from Maven Central (45 KB) against a wrong pinned sum: not kept."""
+def test_fetch_refuses_a_jar_whose_sum_does_not_match(
+    tmp_path: Path, file_repo: tuple[MavenArtifact, str]
+) -> None:
+    """A real download (from a file:// Maven repository) against a wrong pinned sum: not kept."""
+    wrong, _real = file_repo
+    cache = tmp_path / "cache"
     with pytest.raises(FetchError, match="does not match the pinned"):
-        fetch(SMALL, tmp_path, use_mvn=False)
-    assert not SMALL.present(tmp_path)
-    assert list((tmp_path / "jars").iterdir()) == []
+        fetch(wrong, cache, use_mvn=False)
+    assert not wrong.present(cache)
+    assert list((cache / "jars").iterdir()) == []
 
 
-def test_fetch_keeps_a_matching_jar_and_is_then_a_no_op(tmp_path: Path) -> None:
-    right = MavenArtifact(
-        "org.hamcrest",
-        "hamcrest-core",
-        "1.3",
-        "66fdef91e9739348df7a096aa384a5685f4e875584cce89386a7a47251c4d8e9",
-    )
-    path = fetch(right, tmp_path, use_mvn=False)
-    assert path == right.cached(tmp_path)
+def test_fetch_keeps_a_matching_jar_and_is_then_a_no_op(
+    tmp_path: Path, file_repo: tuple[MavenArtifact, str]
+) -> None:
+    wrong, real = file_repo
+    right = MavenArtifact(wrong.group, wrong.artifact, wrong.version, real)
+    cache = tmp_path / "cache"
+    path = fetch(right, cache, use_mvn=False)
+    assert path == right.cached(cache)
     assert path.stat().st_size > 40_000
-    assert fetch(right, tmp_path, use_mvn=False) == path
+    (tmp_path / "repo" / "org" / "example" / "tiny" / "1.0" / "tiny-1.0.jar").unlink()
+    assert fetch(right, cache, use_mvn=False) == path  # served from the cache, no download
 
 
 def test_fetch_cli_and_doctor_name_the_engine(tmp_path: Path) -> None:

@@ -242,6 +242,7 @@ def hub_process() -> Iterator[str]:
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+        process.stdout.close()
 
 
 def test_an_external_hub_hands_out_an_engine_per_process(

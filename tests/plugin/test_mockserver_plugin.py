@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from mockserver import HttpRequest, MockServerClient, VerificationTimes
+from mockserver import HttpRequest, VerificationTimes
 
 from pytest_commons.engines.mockserver import MockServerEngine
+from pytest_commons.services.mockserver import open_client
 
 # which fixture served `mockserver`: ours needs mockserver_service, theirs only mockserver_server
 WHOSE = """
@@ -261,7 +262,7 @@ def test_external_url_points_at_a_running_engine(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"mockserver  external *commons-engine*{engine.port}*"])
     # the request really went to the engine in this process, which is still running
-    with MockServerClient(engine.host, engine.port) as client:
+    with open_client(engine.host, engine.port) as client:
         client.verify(HttpRequest(path="/ext"), VerificationTimes.once())
 
 
@@ -412,14 +413,16 @@ def test_requires_refuses_an_unknown_feature(
 
 RESTART = """
 import httpx
-from mockserver import HttpRequest, HttpResponse, MockServerClient
+from mockserver import HttpRequest, HttpResponse
+
+from pytest_commons.services.mockserver import open_client
 
 def test_restart_keeps_the_port_and_serves(mockserver_service):
     assert mockserver_service.backend == "local"
     port = mockserver_service.info.port
     mockserver_service.restart()
     assert mockserver_service.info.port == port  # this process's engine is back on its port
-    with MockServerClient(mockserver_service.info.host, port) as client:
+    with open_client(mockserver_service.info.host, port) as client:
         client.when(HttpRequest(path="/after")).respond(HttpResponse(body="back"))
         assert httpx.get(f"{mockserver_service.info.url}/after").text == "back"
 
@@ -438,3 +441,35 @@ def test_restart_keeps_the_fixture_working(
     pytester.makepyfile(RESTART)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=2)
+
+
+LEAVES_NO_LOOP = """
+import gc
+
+def test_uses_the_client(mockserver):
+    assert mockserver.has_started(attempts=1)
+
+def test_after_it():
+    gc.collect()  # an unclosed client event loop is reported here, as an error
+"""
+
+
+def test_the_mockserver_fixture_closes_its_client_event_loop(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    """mockserver-client's ``close()`` leaves its event loop open; the fixture closes it, or
+    the garbage collector fails a later test with ``unclosed event loop`` under -W error."""
+    env.setenv("PYTEST_COMMONS_MOCKSERVER_ENGINE", "commons")
+    pytester.makepyfile(LEAVES_NO_LOOP)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",  # the order is the point: the collection comes after the client test
+        "-W",
+        "error::ResourceWarning",
+        "-W",
+        "error::pytest.PytestUnraisableExceptionWarning",
+    )
+    result.assert_outcomes(passed=2)
+    assert "unclosed event loop" not in result.stdout.str()

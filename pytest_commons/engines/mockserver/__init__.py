@@ -2,11 +2,11 @@
 
 The official ``mockserver-client`` works against it unchanged::
 
-    from mockserver import MockServerClient
     from pytest_commons.engines.mockserver import MockServerEngine
+    from pytest_commons.services.mockserver import open_client
 
-    with MockServerEngine() as engine:
-        client = MockServerClient(engine.host, engine.port)
+    with MockServerEngine() as engine, open_client(engine.host, engine.port) as client:
+        ...
 
 See ``docs/mockserver-engine.md`` for what is supported.
 """
