@@ -1104,7 +1104,8 @@ def test_server_binary_for_another_machine_is_reported_not_raised(
     foreign = tmp_path / "tansu"
     foreign.write_bytes(b"\x7fELF\x02\x01\x01 truncated download")
     foreign.chmod(0o755)
-    cfg = settings(kafka_tansu_path=str(foreign))
+    # the engine pinned: `auto` picks Apache Kafka where its jars are cached
+    cfg = settings(kafka_engine="tansu", kafka_tansu_path=str(foreign))
     with pytest.raises(ServiceStartError) as caught:
         LocalBackend(cfg).start(KafkaSpec(cfg), run)
     assert str(caught.value) == (
