@@ -168,7 +168,6 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-
 def _exec_failure(code: int | None, program: str, log_tail: str) -> str | None:
     """Why the spawn guard's shell could not exec ``program`` (it exits 126 or 127 after a
     line such as ``exec: PROGRAM: Exec format error``), or None when the server itself ran."""
@@ -179,6 +178,7 @@ def _exec_failure(code: int | None, program: str, log_tail: str) -> str | None:
         if marker in line:
             return line.rsplit(marker, 1)[1].strip() or None
     return None
+
 
 class LocalBackend(Backend):
     """Servers as child processes; see the module docstring."""
