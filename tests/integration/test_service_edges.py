@@ -126,9 +126,11 @@ def test_a_server_that_lost_the_port_race_is_started_again(
     inst = start_fake_redis(run, tmp_path, monkeypatch, script)
     assert inst.ready
     assert inst.version[:1].isdigit()
-    first, second = launches.read_text().splitlines()
-    assert first.split()[1] != second.split()[1], "the second attempt used another port"
-    assert f"--port {inst.info['port']}" in second
+    first, second = (line.split() for line in launches.read_text().splitlines())
+    # the port is the word after --port (the config file with the run's password comes first)
+    first_port, second_port = (argv[argv.index("--port") + 1] for argv in (first, second))
+    assert first_port != second_port, "the second attempt used another port"
+    assert f"--port {inst.info['port']}" in " ".join(second)
     spec = RedisSpec(settings())
     assert spec.client(spec.info_from_dict(inst.info)).ping()
 
