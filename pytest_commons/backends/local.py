@@ -168,6 +168,18 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+def _exec_failure(code: int | None, program: str, log_tail: str) -> str | None:
+    """Why the spawn guard's shell could not exec ``program`` (it exits 126 or 127 after a
+    line such as ``exec: PROGRAM: Exec format error``), or None when the server itself ran."""
+    if code not in (126, 127):
+        return None
+    marker = f"{program}: "
+    for line in reversed(log_tail.splitlines()):
+        if marker in line:
+            return line.rsplit(marker, 1)[1].strip() or None
+    return None
+
+
 class LocalBackend(Backend):
     """Servers as child processes; see the module docstring."""
 
@@ -297,6 +309,14 @@ class LocalBackend(Backend):
                     self._secure(spec, launch, inst)
             except ServiceStartError as exc:
                 kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
+                why = _exec_failure(proc.poll(), launch.argv[0], exc.log_tail)
+                if why is not None:  # the spawn guard's shell could not exec the server
+                    raise ServiceStartError(  # the same words as when Popen itself fails
+                        spec.name,
+                        self.name,
+                        f"could not run {launch.argv[0]}: {why}",
+                        remedy=f"reinstall the server, or choose another --{spec.name}-backend",
+                    ) from None
                 port_lost = any(m in exc.log_tail for m in launch.port_in_use_markers)
                 if port_lost and attempt < 2:
                     continue  # another process took the port between our check and the bind

@@ -126,9 +126,11 @@ def test_a_server_that_lost_the_port_race_is_started_again(
     inst = start_fake_redis(run, tmp_path, monkeypatch, script)
     assert inst.ready
     assert inst.version[:1].isdigit()
-    first, second = launches.read_text().splitlines()
-    assert first.split()[1] != second.split()[1], "the second attempt used another port"
-    assert f"--port {inst.info['port']}" in second
+    first, second = (line.split() for line in launches.read_text().splitlines())
+    # the port is the word after --port (the config file with the run's password comes first)
+    first_port, second_port = (argv[argv.index("--port") + 1] for argv in (first, second))
+    assert first_port != second_port, "the second attempt used another port"
+    assert f"--port {inst.info['port']}" in " ".join(second)
     spec = RedisSpec(settings())
     assert spec.client(spec.info_from_dict(inst.info)).ping()
 
@@ -1104,7 +1106,8 @@ def test_server_binary_for_another_machine_is_reported_not_raised(
     foreign = tmp_path / "tansu"
     foreign.write_bytes(b"\x7fELF\x02\x01\x01 truncated download")
     foreign.chmod(0o755)
-    cfg = settings(kafka_tansu_path=str(foreign))
+    # the engine pinned: `auto` picks Apache Kafka where its jars are cached
+    cfg = settings(kafka_engine="tansu", kafka_tansu_path=str(foreign))
     with pytest.raises(ServiceStartError) as caught:
         LocalBackend(cfg).start(KafkaSpec(cfg), run)
     assert str(caught.value) == (

@@ -258,9 +258,10 @@ def test_external_backend_touches_only_its_own(
         conn.execute("create table keep (x int)")
         conn.execute("insert into keep values (42)")
     rinfo = redis_service.info
-    user_client = redis_py.Redis(host=rinfo.host, port=rinfo.port, db=0)
+    # local servers have a per-run password now: the user's clients log in like ours
+    user_client = redis_py.Redis.from_url(rinfo.url)
     user_client.set("user:key", "precious")
-    busy = redis_py.Redis(host=rinfo.host, port=rinfo.port, db=15)
+    busy = redis_py.Redis.from_url(rinfo.with_db(15).url)
     busy.set("user:other", "also precious")
 
     pytester.makepyfile(
@@ -273,7 +274,7 @@ def test_redis_writes(redis):
 """
     )
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", pg.url)
-    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", f"redis://{rinfo.host}:{rinfo.port}/0")
+    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", rinfo.with_db(0).url)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["postgres    external*", "redis       external*"])

@@ -8,6 +8,7 @@ which the command does (``test_coverage_gate.py`` runs it as a real subprocess).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -405,7 +406,8 @@ def test_list_doctor_and_down_show_and_stop_a_kept_service(
         assert len(listed) == 1
         service, backend, *_ = listed[0].split()
         assert (service, backend) == ("redis", "local")
-        assert "'port': " in listed[0]
+        # a URL to paste (`list` prints URLs now, the password masked), not the info dict
+        assert re.search(r" redis://:\*\*\*@127\.0\.0\.1:\d+/0$", listed[0]), listed[0]
         assert cli.main(["doctor"]) == 0
         doctor = capsys.readouterr().out.splitlines()
         assert "kept services (--reuse-services): 1" in doctor

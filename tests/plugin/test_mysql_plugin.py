@@ -80,30 +80,39 @@ def test_marker_is_added_and_registered(
     result.stdout.fnmatch_lines(["@pytest.mark.mysql:*"])
 
 
-def test_missing_binary_skips_with_the_remedy(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+@pytest.mark.parametrize("missing", ["skip", "fail"])
+def test_missing_explicit_binary_is_a_usage_error_naming_its_source(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, missing: str
 ) -> None:
+    # an explicit server path that does not exist is a mistake in the configuration, not a
+    # missing service: a usage error at configure time whatever --services-missing says
+    # (issue 17 item 14; it used to be a skip, or an error under --services-missing=fail)
     clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", "/nonexistent")
     pytester.makepyfile(MYSQL_TEST)
-    result = pytester.runpytest_subprocess("--mysql-backend=local", "-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(
+    result = pytester.runpytest_subprocess("--mysql-backend=local", f"--services-missing={missing}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
         [
-            "*mysql: no backend available*",
-            "*local: no executable server at PYTEST_COMMONS_MYSQL_SERVER=/nonexistent*",
+            "*mysql_server='/nonexistent' (from $PYTEST_COMMONS_MYSQL_SERVER) does not exist*"
+            "--mysql-server*"
         ]
     )
-    assert "mariadbd or mysqld" in result.stdout.str()
+    result.stdout.no_fnmatch_line("*passed*")
 
 
-def test_missing_binary_fails_under_services_missing_fail(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+def test_explicit_binary_that_is_not_executable_is_a_usage_error(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", "/nonexistent")
+    plain = tmp_path / "mariadbd"
+    plain.write_text("not a program\n")
+    plain.chmod(0o644)
+    clean_env.setenv("PYTEST_COMMONS_MYSQL_SERVER", str(plain))
     pytester.makepyfile(MYSQL_TEST)
-    result = pytester.runpytest_subprocess("--mysql-backend=local", "--services-missing=fail")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*PYTEST_COMMONS_MYSQL_SERVER=/nonexistent*"])
+    result = pytester.runpytest_subprocess("--mysql-backend=local")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*mysql_server=*(from $PYTEST_COMMONS_MYSQL_SERVER) is not an executable file*"]
+    )
 
 
 @needs_server
@@ -157,7 +166,8 @@ def test_refused_external_server_fails_at_once_with_remedy(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*mysql (external backend): 127.0.0.1:* refused the connection*",
+            # the URL's user is named (never its password)
+            "*mysql (external backend): root@127.0.0.1:* refused the connection*",
             "*remedy*PYTEST_COMMONS_MYSQL_URL*",
         ]
     )

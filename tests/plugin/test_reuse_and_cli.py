@@ -13,6 +13,8 @@ def test_redis(redis, redis_service):
     assert redis.ping()
     with open("port", "w") as fh:
         fh.write(str(redis_service.info.port))
+    with open("url", "w") as fh:  # with the run's password (local servers have one)
+        fh.write(redis_service.info.url)
 """
 
 
@@ -72,6 +74,7 @@ def test_a_run_with_other_options_keeps_its_own_server(pytester: pytest.Pytester
         passed=1
     )
     first = int((pytester.path / "port").read_text())
+    first_url = (pytester.path / "url").read_text()
     other = pytester.runpytest_subprocess(
         "--reuse-services", "--redis-backend=local", "--redis-image=other:1"
     )
@@ -79,7 +82,7 @@ def test_a_run_with_other_options_keeps_its_own_server(pytester: pytest.Pytester
     second = int((pytester.path / "port").read_text())
     try:
         assert second != first
-        assert redis_py.Redis(port=first, socket_timeout=5).ping(), "the first is still up"
+        assert redis_py.Redis.from_url(first_url, socket_timeout=5).ping(), "the first is up"
         kept = json.loads(commons_cli("list", "--json").stdout)["kept"]
         assert sorted(k["info"]["port"] for k in kept) == sorted([first, second])
     finally:
@@ -216,7 +219,8 @@ def test_list_prints_urls_to_paste_and_survives_a_closed_pipe(pytester: pytest.P
         assert listed.returncode == 0
         (line,) = listed.stdout.splitlines()
         assert line.startswith("redis       local")
-        assert line.endswith(f"redis://127.0.0.1:{port}/0"), line  # a URL to paste
+        # a URL to paste, its per-run password masked (the client fixtures carry it)
+        assert line.endswith(f"redis://:***@127.0.0.1:{port}/0"), line
         # `pytest-commons list --json | head`: the reader is gone before the output is written
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest_commons.cli", "list", "--json"],
