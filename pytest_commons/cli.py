@@ -196,7 +196,7 @@ def _fetch(names: list[str], use_mvn: bool | None) -> int:
         try:
             path = getattr(importlib.import_module(module), func)(settings, use_mvn)
         except (FetchError, OSError) as exc:
-            print(f"pytest-commons fetch {name}: {exc}", file=sys.stderr)
+            print(f"pytest-commons fetch {name}: failed: {exc}", file=sys.stderr)
             return 1
         print(f"{name}: {path}")
     return 0

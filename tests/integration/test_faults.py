@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis as redis_py
@@ -36,14 +37,31 @@ def _client(proxy: Proxy, timeout: float = 5.0) -> redis_py.Redis:
     )
 
 
+def _resp(*args: str) -> bytes:
+    """One Redis command in RESP (so a password with spaces or CRLF-free symbols goes intact)."""
+    out = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        raw = arg.encode()
+        out += b"$%d\r\n%s\r\n" % (len(raw), raw)
+    return out
+
+
 @pytest.fixture
 def raw(proxy: Proxy) -> Iterator[socket.socket]:
-    """A plain socket through the proxy, connected and answered once (so the link is up)."""
+    """A plain socket through the proxy, logged in (local and Docker Redis require a password)
+    and answered once (so the link is up)."""
+    parts = urlsplit(proxy.url)
     sock = socket.create_connection(proxy.address, timeout=10)
-    sock.sendall(b"PING\r\n")
-    assert _read_exactly(sock, 7) == b"+PONG\r\n"
-    yield sock
-    sock.close()
+    try:
+        if parts.password:
+            login = [unquote(parts.username)] if parts.username else []
+            sock.sendall(_resp("AUTH", *login, unquote(parts.password)))
+            assert _read_exactly(sock, 5) == b"+OK\r\n"
+        sock.sendall(b"PING\r\n")
+        assert _read_exactly(sock, 7) == b"+PONG\r\n"
+        yield sock
+    finally:
+        sock.close()
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:

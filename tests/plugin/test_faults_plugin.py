@@ -24,8 +24,13 @@ def test_unknown_engine_is_a_usage_error(
     result.stderr.fnmatch_lines(["*--faults-engine: invalid choice: 'chaos'*"])
     clean_env.setenv("PYTEST_COMMONS_FAULTS_ENGINE", "chaos")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    assert result.ret != 0
-    result.stderr.fnmatch_lines(["*faults_engine='chaos' is not one of auto, toxiproxy, builtin*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # validated at configure time
+    result.stderr.fnmatch_lines(
+        [
+            "*faults_engine='chaos' (from $PYTEST_COMMONS_FAULTS_ENGINE)"
+            " is not one of auto, toxiproxy, builtin*"
+        ]
+    )
 
 
 def test_auto_without_toxiproxy_is_the_builtin_engine(

@@ -51,10 +51,29 @@ def test_the_pom_asks_for_the_pinned_roots() -> None:
 def test_cli_fetch_reports_a_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The HTTPS path (``--https``, from $PYTEST_COMMONS_MAVEN_REPO) refuses a tampered jar:
+    exit 1, the jar named, nothing installed."""
+    from pytest_commons._java import MAVEN_REPO_ENV
+
     monkeypatch.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(tmp_path / "cache"))
-    repo = _fake_repo(tmp_path / "repo")
-    assert cli.main(["fetch", "kafka", "--repo", repo]) == 1
-    assert "pytest-commons fetch kafka: failed:" in capsys.readouterr().err
+    monkeypatch.setenv(MAVEN_REPO_ENV, _fake_repo(tmp_path / "repo"))
+    assert cli.main(["fetch", "kafka", "--https"]) == 1
+    first = kafka_dist.jar_name(kafka_dist.JARS[0][1], kafka_dist.JARS[0][2])
+    err = capsys.readouterr().err
+    assert f"pytest-commons fetch kafka: failed: {first}: SHA-256 " in err
+    assert kafka_dist.installed(tmp_path / "cache") is None
+
+
+def test_cli_fetch_over_https_without_a_repository_names_the_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_commons._java import MAVEN_REPO_ENV
+
+    monkeypatch.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(MAVEN_REPO_ENV, raising=False)
+    assert cli.main(["fetch", "kafka", "--https"]) == 1
+    err = capsys.readouterr().err
+    assert f"pytest-commons fetch kafka: failed: mvn is not installed and ${MAVEN_REPO_ENV}" in err
 
 
 def test_java_problem_names_an_old_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
