@@ -66,8 +66,24 @@ def _lists_only(config: pytest.Config) -> bool:
     )
 
 
+_SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
 def _settings(config: pytest.Config) -> Settings:
-    return Settings(lambda key: _options.get(config, key), lambda key: _options.source(config, key))
+    """The run's settings, resolved once: a test that changes the environment (pytester moves
+    HOME, monkeypatch sets PYTEST_COMMONS_*) never changes what the run's services are started
+    with, whenever they start."""
+    cached = config.stash.get(_SETTINGS_KEY, None)
+    if cached is not None:
+        return cached
+    values = {key: _options.get(config, key) for key in _options.OPTIONS}
+    sources = {key: _options.source(config, key) for key in _options.OPTIONS}
+    live = Settings(values.__getitem__, sources.__getitem__)
+    if not values.get("commons_cache_dir"):
+        values["commons_cache_dir"] = str(live.cache_dir())  # HOME as it is now, not later
+    settings = Settings(values.__getitem__, sources.__getitem__)
+    config.stash[_SETTINGS_KEY] = settings
+    return settings
 
 
 @pytest.hookimpl(trylast=True)

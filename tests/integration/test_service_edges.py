@@ -830,7 +830,9 @@ def test_presigned_urls_act_in_the_account_of_their_access_key(
         pytest.skip("per-access-key accounts are the plugin's moto launcher's")
     spec = aws_service.spec
     assert isinstance(spec, AwsSpec)
-    account = "210987654321"
+    # an account and a bucket per variant: xdist may run the two variants at once
+    account = "210987654321" if signature == "s3v4" else "210987654322"
+    bucket = f"presigned-in-its-account-{signature}"
     info = aws_service.info
     s3 = boto3.session.Session(
         aws_access_key_id=account, aws_secret_access_key="test", region_name=info.region
@@ -840,11 +842,9 @@ def test_presigned_urls_act_in_the_account_of_their_access_key(
         config=Config(signature_version=signature, s3={"addressing_style": "path"}),
     )
     try:
-        s3.create_bucket(Bucket="presigned-in-its-account")
-        s3.put_object(Bucket="presigned-in-its-account", Key="k", Body=b"only in 2109...")
-        url = s3.generate_presigned_url(
-            "get_object", Params={"Bucket": "presigned-in-its-account", "Key": "k"}
-        )
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="k", Body=b"only in 2109...")
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
         assert ("AWSAccessKeyId=" if signature == "s3" else "X-Amz-Credential=") in url
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert resp.read() == b"only in 2109..."
@@ -989,7 +989,7 @@ def test_names_repeat_never_and_missing_features_skip(kafka: Kafka) -> None:
         return
     with pytest.raises(pytest.skip.Exception) as caught:
         kafka.requires("create_partitions")
-    assert str(caught.value) == (
+    assert str(caught.value).startswith(
         "kafka: create_partitions is not supported by this broker "
         "(Tansu 0.6 does not support CreatePartitions (adding partitions))"
     )

@@ -61,6 +61,8 @@ def _env() -> dict[str, str]:
         if not k.startswith(("PYTEST_COMMONS_", "PYTEST_XDIST_", "PYTEST_ADDOPTS")) and k != "CI"
     }
     env["PYTHONUNBUFFERED"] = "1"
+    # inner runs keep their file order (holding tests count on it): no pytest-randomly there
+    env["PYTEST_ADDOPTS"] = "-p no:randomly"
     return env
 
 
