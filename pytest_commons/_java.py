@@ -53,8 +53,15 @@ def java_binary() -> str | None:
 
 @functools.lru_cache(maxsize=8)
 def java_major(binary: str) -> int | None:
-    """The major version of a ``java`` binary (``1.8.0`` → 8, ``17.0.15`` → 17), None when it
-    does not answer ``-version``."""
+    """The feature release of a ``java`` binary (17 for 17.0.15; 8 for 1.8): from the JDK's
+    ``release`` file when there is one (no JVM start), else from ``java -version``; None when
+    it does not answer."""
+    real = Path(os.path.realpath(binary))
+    for release in (real.parent.parent / "release", real.parent.parent.parent / "release"):
+        if release.is_file():
+            match = re.search(r'JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text())
+            if match:
+                return _major(match)
     try:
         out = subprocess.run(
             [binary, "-version"], capture_output=True, text=True, timeout=30, check=False
@@ -62,10 +69,12 @@ def java_major(binary: str) -> int | None:
     except (OSError, subprocess.SubprocessError):
         return None
     found = _VERSION.search(out.stderr + out.stdout)
-    if found is None:
-        return None
-    major = int(found.group(1))
-    return int(found.group(2) or 0) if major == 1 else major
+    return _major(found) if found else None
+
+
+def _major(match: re.Match[str]) -> int:
+    first = int(match.group(1))
+    return int(match.group(2) or 0) if first == 1 else first
 
 
 @dataclass(frozen=True)

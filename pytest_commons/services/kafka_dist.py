@@ -11,10 +11,8 @@ are there (``.complete``).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +20,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pytest_commons._java import java_binary as java_binary
+from pytest_commons._java import java_major as java_major
 
 if TYPE_CHECKING:
     from pytest_commons._settings import Settings
@@ -444,43 +445,7 @@ def fetch(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# --- Java ---------------------------------------------------------------------------------------
-def java_binary() -> str | None:
-    """``$JAVA_HOME/bin/java`` when set, else ``java`` on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        candidate = Path(home) / "bin" / "java"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("java")
-
-
-_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
-
-
-@functools.lru_cache(maxsize=4)
-def java_major(java: str) -> int | None:
-    """The feature release of ``java`` (17 for 17.0.15; 8 for 1.8): from the JDK's ``release``
-    file when there is one (no JVM start), else from ``java -version``."""
-    real = Path(os.path.realpath(java))
-    for release in (real.parent.parent / "release", real.parent.parent.parent / "release"):
-        if release.is_file():
-            match = re.search(r'JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text())
-            if match:
-                return _major(match)
-    try:
-        out = subprocess.run(
-            [java, "-version"], capture_output=True, text=True, timeout=20, check=False
-        ).stderr
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = _VERSION.search(out)
-    return _major(found) if found else None
-
-
-def _major(match: re.Match[str]) -> int:
-    first = int(match.group(1))
-    return int(match.group(2) or 0) if first == 1 else first
+# --- Java: pytest_commons._java (shared with the MockServer engine) -------------------------
 
 
 def fetch_for_cli(settings: Settings, use_mvn: bool | None = None) -> Path:
