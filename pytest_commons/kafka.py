@@ -391,6 +391,22 @@ class Kafka:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(client.stop(), _AIO_STOP_SECONDS)
 
+    def stop_aio_clients(self) -> list[str]:
+        """Stop the aiokafka clients made on an event loop that is open and idle (between the
+        test and its teardown); return what could not be stopped. Clients of a running or
+        closed loop are left to the loop's guard and to :meth:`cleanup`."""
+        import asyncio
+
+        problems: list[str] = []
+        for client, loop in self._aio:
+            if getattr(client, "_closed", False) or loop.is_closed() or loop.is_running():
+                continue
+            try:
+                loop.run_until_complete(asyncio.wait_for(client.stop(), _AIO_STOP_SECONDS * 5))
+            except Exception as exc:
+                problems.append(f"stopping {type(client).__name__}: {exc!r}")
+        return problems
+
     # produce / consume -----------------------------------------------------------------------
     def produce(
         self,
@@ -597,19 +613,13 @@ class Kafka:
                     close()
             except Exception as exc:
                 problems.append(f"closing a producer: {exc}")
+        problems += self.stop_aio_clients()
         for client, loop in self._aio:
-            if getattr(client, "_closed", False):
-                continue
-            try:
-                if not loop.is_closed() and not loop.is_running():
-                    loop.run_until_complete(client.stop())
-                elif loop.is_closed():
-                    problems.append(
-                        f"{type(client).__name__} was not stopped before the test's "
-                        "event loop closed (await client.stop() in the test)"
-                    )
-            except Exception as exc:
-                problems.append(f"stopping {type(client).__name__}: {exc}")
+            if not getattr(client, "_closed", False) and loop.is_closed():
+                problems.append(
+                    f"{type(client).__name__} was not stopped before the test's "
+                    "event loop closed (await client.stop() in the test)"
+                )
         self._consumers, self._producers, self._aio, self._guards = [], [], [], []
         if self._before is not None:
             self.topics += self._created_by_the_application()
