@@ -182,6 +182,10 @@ def _boot_id() -> str:
         return ""
 
 
+#: a database stamped on another host is taken for a dead run's after this long
+DATABASE_DEAD_AFTER_SECONDS = 24 * 3600
+
+
 def owner_stamp(owner: str) -> dict[str, Any]:
     """Who owns something left on a shared server (a Redis claim, a database): the run and
     worker, host, boot, pid and its start time, and when it was last said to be alive."""

@@ -82,6 +82,25 @@ _REMEDY = {
 _SESSION_MS = {TANSU: 1000}  # Tansu: join waits max(≈1 s, session/2)
 _SESSION_MS_DEFAULT = 6000  # Apache Kafka's default group.min.session.timeout.ms
 _AIO_STOP_SECONDS = 2.0
+
+
+async def stop_aio_client(client: Any, seconds: float) -> None:
+    """Stop an aiokafka producer or consumer within ``seconds``; when its stop hangs (a group
+    request nobody answers), close its connections anyway, so no socket outlives the test.
+    Raises ``TimeoutError`` after closing them."""
+    import asyncio
+
+    try:
+        await asyncio.wait_for(client.stop(), seconds)
+    finally:
+        # the stop, cut short, cancelled the client's tasks; connections it had made stay
+        # open until closed here (AIOKafkaClient.close is idempotent)
+        network = getattr(client, "_client", None) or getattr(client, "client", None)
+        if network is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(network.close(), seconds)
+
+
 _CLEAN_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
 
 
@@ -378,7 +397,6 @@ class Kafka:
         self._guards.append((guard, loop))
 
     async def _aio_guard(self, loop: asyncio.AbstractEventLoop) -> AsyncIterator[None]:
-        import asyncio
 
         try:
             yield
@@ -389,20 +407,19 @@ class Kafka:
                     # a consumer's LeaveGroup then waits for its request timeout (40 s), so the
                     # stop is bounded (the broker drops the member after its session timeout)
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(client.stop(), _AIO_STOP_SECONDS)
+                        await stop_aio_client(client, _AIO_STOP_SECONDS)
 
     def stop_aio_clients(self) -> list[str]:
         """Stop the aiokafka clients made on an event loop that is open and idle (between the
         test and its teardown); return what could not be stopped. Clients of a running or
         closed loop are left to the loop's guard and to :meth:`cleanup`."""
-        import asyncio
 
         problems: list[str] = []
         for client, loop in self._aio:
             if getattr(client, "_closed", False) or loop.is_closed() or loop.is_running():
                 continue
             try:
-                loop.run_until_complete(asyncio.wait_for(client.stop(), _AIO_STOP_SECONDS * 5))
+                loop.run_until_complete(stop_aio_client(client, _AIO_STOP_SECONDS * 2.5))
             except Exception as exc:
                 problems.append(f"stopping {type(client).__name__}: {exc!r}")
         return problems
@@ -572,7 +589,7 @@ class Kafka:
                     got.extend(records)
             assigned = [f"{p.topic}[{p.partition}]" for p in consumer.assignment()]
         finally:
-            await consumer.stop()
+            await stop_aio_client(consumer, _AIO_STOP_SECONDS * 2.5)
         if len(got) < n:
             pytest.fail(
                 self._consume_failure(

@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from pytest_commons._state import get_registry
-from pytest_commons.fixtures.mysql import MysqlDatabase
+from pytest_commons.fixtures.mysql import OWNERS_DB, MysqlDatabase
 from pytest_commons.registry import ServiceHandle
 from pytest_commons.services.mysql import MysqlInfo, MysqlSpec
 
@@ -276,7 +276,17 @@ def test_external_backend_touches_only_its_own_databases(
         assert all(name.startswith("pc_") and not name.startswith(ours) for name in names)
         result.stdout.fnmatch_lines(["*mysql*external*"])
         assert scalar(admin, "SELECT GROUP_CONCAT(v) FROM keep_me.data") == "precious"
-        assert _databases(admin, ours) == before, "the inner run left or removed databases"
+        # the one database a run may add on a shared server: the owner stamps (its own row is
+        # gone at the end: a run that ended is nobody's leftover)
+        after = _databases(admin, ours)
+        assert after - {OWNERS_DB} == before - {OWNERS_DB}, (
+            "the inner run left or removed databases"
+        )
+        inner = {name.rsplit("_", 1)[0] for name in names}
+        with admin.cursor() as cur:
+            cur.execute(f"SELECT owner FROM `{OWNERS_DB}`.owners")
+            owners = {str(owner) for (owner,) in cur.fetchall()}
+        assert not inner & owners, "the inner run's owner stamp outlived it"
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS keep_me")

@@ -502,3 +502,41 @@ def test_aiokafka_clients_left_open_are_stopped_before_the_loop_closes(
         "--kafka-backend=local", "-p", "no:randomly", "-W", "error"
     )
     result.assert_outcomes(passed=2)
+
+
+FROZEN_BROKER = """
+import pytest
+
+LEFT = []
+
+@pytest.fixture
+def frozen(kafka_service):
+    yield
+    kafka_service.resume()
+
+@pytest.mark.asyncio
+async def test_the_broker_freezes_with_a_consumer_open(kafka, frozen, kafka_service):
+    topic = kafka.topic()
+    consumer = await kafka.aio_consumer(topic)
+    await consumer.getmany(timeout_ms=200)
+    LEFT.append(consumer)
+    kafka_service.pause()
+
+def test_its_connections_were_closed_anyway():
+    network = LEFT[0]._client
+    assert network._conns, "the consumer had connections"
+    assert [conn for conn in network._conns.values() if conn.connected()] == []
+"""
+
+
+def test_an_aiokafka_stop_that_hangs_still_closes_the_clients_connections(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A stop whose LeaveGroup is never answered (here: the broker is frozen) is cut short after
+    a few seconds; the client's connections are closed all the same."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(FROZEN_BROKER)
+    result = pytester.runpytest_subprocess(
+        "--kafka-backend=local", "-p", "no:randomly", "-W", "error"
+    )
+    result.assert_outcomes(passed=2)

@@ -1,5 +1,5 @@
 """Leftovers of killed runs on servers other runs share are collected; a live run's are not
-(issue 17 item 5). The outer run's PostgreSQL server stands in for an external one."""
+(issue 17 item 5). The outer run's PostgreSQL and MySQL servers stand in for external ones."""
 
 from __future__ import annotations
 
@@ -8,29 +8,57 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.postgres import PostgresInfo
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 HOLDING = """
 import os, time
 
-def test_hold(postgres):
+def test_hold(DB):
     out = os.environ["OUT"]
     with open(out + ".tmp", "w") as fh:
-        fh.write(postgres.name)
+        fh.write(DB.name)
     os.replace(out + ".tmp", out)
     deadline = time.monotonic() + 120
     while not os.path.exists(os.environ["GO"]) and time.monotonic() < deadline:
         time.sleep(0.02)  # held until the outer test lets it go (or kills it)
-    with postgres.connect() as conn:
-        assert conn.execute("select 1").fetchone() == (1,)
+    conn = DB.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute("select 1")
+        assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
 """
+
+
+def _databases_on(
+    service: str, request: pytest.FixtureRequest
+) -> tuple[str, Callable[[], list[str]]]:
+    """The outer run's server of ``service`` as a URL, and a function listing its databases."""
+    handle = request.getfixturevalue(f"{service}_service")
+    if service == "postgres":
+        import psycopg
+
+        def names() -> list[str]:
+            with psycopg.connect(handle.info.dsn, autocommit=True) as admin:
+                return [name for (name,) in admin.execute("select datname from pg_database")]
+    else:
+
+        def names() -> list[str]:
+            conn = handle.spec.connect(handle.info.with_db(""))
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SHOW DATABASES")
+                    return [name for (name,) in cur.fetchall()]
+            finally:
+                conn.close()
+
+    return handle.info.url, names
 
 
 def _holding_run(path: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -52,22 +80,21 @@ def _holding_run(path: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, out.read_text().rsplit("_", 1)[0]
 
 
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
 def test_a_killed_runs_databases_are_dropped_by_the_next_run_a_live_runs_kept(
     pytester: pytest.Pytester,
     clean_env: pytest.MonkeyPatch,
-    postgres_service: ServiceHandle[PostgresInfo],
+    request: pytest.FixtureRequest,
+    service: str,
 ) -> None:
-    import psycopg
-
-    clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", postgres_service.info.url)
+    url, names = _databases_on(service, request)
+    clean_env.setenv(f"PYTEST_COMMONS_{service.upper()}_URL", url)
     (pytester.path / "hold").mkdir()
-    (pytester.path / "hold" / "test_hold.py").write_text(HOLDING)
-    pytester.makepyfile(test_next="def test_next(postgres):\n    pass\n")
+    (pytester.path / "hold" / "test_hold.py").write_text(HOLDING.replace("DB", service))
+    pytester.makepyfile(test_next=f"def test_next({service}):\n    pass\n")
 
     def databases(prefix: str) -> list[str]:
-        with psycopg.connect(postgres_service.info.dsn, autocommit=True) as admin:
-            rows = admin.execute("select datname from pg_database").fetchall()
-        return [name for (name,) in rows if name.startswith(prefix + "_")]
+        return [name for name in names() if name.startswith(prefix + "_")]
 
     killed, killed_prefix = _holding_run(pytester.path, "killed")
     killed.send_signal(signal.SIGKILL)
