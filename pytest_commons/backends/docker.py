@@ -305,6 +305,7 @@ class DockerBackend(Backend):
                 log_tail=logs,
                 log_path=f"docker logs {cid[:12]}",
             )
+            inst.info = spec.docker_secure(info).to_dict()
         except BaseException:
             self._remove(cid)
             raise

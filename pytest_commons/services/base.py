@@ -182,5 +182,12 @@ class ServiceSpec(ABC, Generic[InfoT]):
     def docker_launch(self, image: str) -> DockerLaunch:
         raise NotImplementedError
 
+    def docker_secure(self, info: InfoT) -> InfoT:
+        """After the first readiness probe: replace the image's fixed credentials (which
+        every local user could read in the docs) by the run's password; return the info
+        that carries it. Called once per container, not after a restart (the engine keeps
+        the new password in its data)."""
+        return info
+
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> InfoT:
         raise NotImplementedError

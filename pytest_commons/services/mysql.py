@@ -506,6 +506,21 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
             env={"MYSQL_ROOT_PASSWORD": "commons-root", "MYSQL_DATABASE": "test"},
         )
 
+    def docker_secure(self, info: MysqlInfo) -> MysqlInfo:
+        """Every ``root`` account of the image (password ``commons-root``) gets the run's
+        password."""
+        import dataclasses
+
+        conn = self.connect(info)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT Host FROM mysql.user WHERE User = 'root'")
+                for (host,) in cur.fetchall():
+                    cur.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, self.run_password))
+        finally:
+            conn.close()
+        return dataclasses.replace(info, password=self.run_password)
+
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> MysqlInfo:
         return MysqlInfo(
             host=host,

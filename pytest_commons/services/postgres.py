@@ -336,6 +336,20 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
             env={"POSTGRES_USER": "test", "POSTGRES_PASSWORD": "test", "POSTGRES_DB": "test"},
         )
 
+    def docker_secure(self, info: PostgresInfo) -> PostgresInfo:
+        """The image's role ``test`` (password ``test``) gets the run's password."""
+        import dataclasses
+
+        from psycopg import sql
+
+        with self.connect(info, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(info.user), sql.Literal(scram_verifier(self.run_password))
+                )
+            )
+        return dataclasses.replace(info, password=self.run_password)
+
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> PostgresInfo:
         return PostgresInfo(
             host=host,

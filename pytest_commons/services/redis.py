@@ -247,7 +247,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
             command=[
                 "redis-server",
                 "--requirepass",
-                "commons",
+                self.run_password,  # redis-server replaces its process title: not in `ps`
                 "--save",
                 "",
                 "--appendonly",
@@ -256,7 +256,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         )
 
     def docker_info(self, launch: DockerLaunch, host: str, port: int) -> RedisInfo:
-        return RedisInfo(host=host, port=port, password="commons")
+        return RedisInfo(host=host, port=port, password=self.run_password)
 
 
 # claims --------------------------------------------------------------------------------------

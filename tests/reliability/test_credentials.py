@@ -155,3 +155,63 @@ def test_pg(postgres_service):
     for _ in range(2):
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--postgres-backend=local")
         result.assert_outcomes(passed=1)
+
+
+DOCKER_INNER = """
+import pytest
+
+def test_postgres(postgres_service):
+    import psycopg
+
+    info = postgres_service.info
+    assert postgres_service.backend == "docker"
+    assert len(info.password) >= 16 and info.password != "test"
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(host=info.host, port=info.port, user=info.user, password="test",
+                        dbname=info.dbname, connect_timeout=5)
+    with psycopg.connect(info.dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+def test_mysql(mysql_service):
+    import pymysql
+
+    info = mysql_service.info
+    assert mysql_service.backend == "docker"
+    assert len(info.password) >= 16 and info.password != "commons-root"
+    with pytest.raises(pymysql.err.OperationalError) as caught:
+        pymysql.connect(host=info.host, port=info.port, user="root", password="commons-root",
+                        ssl_disabled=True, connect_timeout=5)
+    assert caught.value.args[0] == 1045  # access denied
+    mysql_service.spec.connect(info).close()
+
+def test_redis(redis_service):
+    import redis
+
+    info = redis_service.info
+    assert redis_service.backend == "docker"
+    assert len(info.password) >= 16 and info.password != "commons"
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(host=info.host, port=info.port, password="commons", socket_timeout=5).ping()
+    assert redis_service.spec.client(info).ping()
+"""
+
+
+@pytest.mark.reliability
+def test_docker_containers_get_the_runs_password_not_the_images(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The images' fixed credentials (``test``, ``commons-root``, ``commons``) are replaced by
+    a random password per run once the container answers; the fixed ones are refused."""
+    from tests.integration.test_docker_backend import require_local_images
+
+    for key, value in require_local_images("postgres", "mysql", "redis").items():
+        clean_env.setenv(key, value)
+    pytester.makepyfile(DOCKER_INNER)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--postgres-backend=docker",
+        "--mysql-backend=docker",
+        "--redis-backend=docker",
+    )
+    result.assert_outcomes(passed=3)
