@@ -73,11 +73,8 @@ def http(http_session: httpx.Client, client: MockServerClient) -> httpx.Client:
 
 
 def test_engine_lifecycle_and_status() -> None:
-    started = time.perf_counter()
-    engine = MockServerEngine().start()
-    elapsed = time.perf_counter() - started
+    engine = MockServerEngine().start()  # how fast: benchmarks/bench_mockserver.py
     try:
-        assert elapsed < 0.1
         assert engine.running
         assert engine.url == f"http://127.0.0.1:{engine.port}"
         with open_client(engine.host, engine.port) as client:
@@ -115,12 +112,14 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
         assert time.perf_counter() - started < 2
 
 
-def test_direct_reset_is_fast(engine: MockServerEngine, client: MockServerClient) -> None:
+def test_direct_reset_clears_every_expectation(
+    engine: MockServerEngine, client: MockServerClient
+) -> None:
+    """The in-process reset (no HTTP round trip; its cost is in benchmarks/bench_mockserver.py)."""
     for index in range(50):
         client.when(HttpRequest(path=f"/r{index}")).respond(HttpResponse(status_code=200))
-    started = time.perf_counter()
+    assert len(client.retrieve_active_expectations()) == 50
     engine.reset()
-    assert time.perf_counter() - started < 0.001
     assert client.retrieve_active_expectations() == []
 
 

@@ -4,7 +4,6 @@ external backend's namespace, refused credentials, running as root."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +44,11 @@ def mysql_schema() -> str:
     return SCHEMA
 
 
-def scalar(conn: Any, sql: str, args: Any = None) -> Any:
+def scalar(conn: Any, sql: str, args: Any = None, column: int = 0) -> Any:
     with conn.cursor() as cur:
         cur.execute(sql, args)
         row = cur.fetchone()
-    return row[0] if row else None
+    return row[column] if row else None
 
 
 @pytest.mark.parametrize("email", ["a@x.io", "b@x.io"])
@@ -96,17 +95,16 @@ def test_named_time_zones_are_loaded(mysql: MysqlDatabase) -> None:
     assert str(value) == "2024-01-01 07:00:00"
 
 
-def test_connect_skips_tls_and_is_fast(mysql: MysqlDatabase) -> None:
-    conn = mysql.connect()
-    assert scalar(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'") == "Ssl_cipher"
-    with conn.cursor() as cur:
-        cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-        assert cur.fetchone()[1] == ""
-    started = time.perf_counter()
-    for _ in range(20):
-        pymysql.connect(**mysql.connect_kwargs()).close()
-    per_connect = (time.perf_counter() - started) / 20
-    assert per_connect < 0.015, f"{per_connect * 1000:.1f} ms per connect: TLS not disabled?"
+def test_connect_skips_tls(mysql: MysqlDatabase) -> None:
+    """Loopback connections skip the TLS handshake (its cost: docs/benchmarks-mysql.md), through
+    ``.connect()`` and through ``connect_kwargs()`` alike."""
+    for conn in (mysql.connect(), pymysql.connect(**mysql.connect_kwargs())):
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                assert cur.fetchone() == ("Ssl_cipher", "")
+        finally:
+            conn.close()
 
 
 def test_database_urls_parse_back(
@@ -209,10 +207,16 @@ def test_refused_credentials_fail_fast_with_the_reason(
         user="nobody_here",
         password="wrong",
     )
-    started = time.monotonic()
-    with pytest.raises(ProbeRefused, match="Access denied"):
-        MysqlSpec().probe(wrong, timeout=5)
-    assert time.monotonic() - started < 2
+    admin = mysql_service.spec.connect(mysql_service.info.with_db(""))
+    try:
+        denied = "SHOW GLOBAL STATUS LIKE 'Access_denied_errors'"
+        before = int(scalar(admin, denied, None, column=1))
+        with pytest.raises(ProbeRefused, match="Access denied"):
+            MysqlSpec().probe(wrong, timeout=60)
+        # one attempt, not a retry loop until the timeout
+        assert int(scalar(admin, denied, None, column=1)) - before == 1
+    finally:
+        admin.close()
 
 
 EXTERNAL_TESTS = """
