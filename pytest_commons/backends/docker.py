@@ -91,7 +91,7 @@ class DockerBackend(Backend):
     allow_pull = True  # the doctor command only looks
 
     def _image(self, spec: AnySpec) -> str:
-        return self.settings.get(f"{spec.name}_image") or spec.meta.default_image
+        return spec.docker_image()
 
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
         missing = docker_engine_unreachable()

@@ -179,6 +179,10 @@ class ServiceSpec(ABC, Generic[InfoT]):
         return self._run_password
 
     # docker ---------------------------------------------------------------------------------
+    def docker_image(self) -> str:
+        """The image the docker backend runs: ``<name>_image`` if set, else the catalogue's."""
+        return self.settings.get(f"{self.name}_image") or self.meta.default_image
+
     def docker_launch(self, image: str) -> DockerLaunch:
         raise NotImplementedError
 

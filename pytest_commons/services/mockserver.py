@@ -69,6 +69,8 @@ EXTENSION_PREFIX = "/mockserver/pytestCommons"
 #: ``.version`` of pytest-commons' engine; followed by `` <version>`` on a hub (the local
 #: backend's process, which hands out per-process engines)
 ENGINE_VERSION = "commons-engine"
+#: the docker image of pytest-commons' engine (``scripts/build-test-images.sh``)
+ENGINE_IMAGE = "pytest-commons/mockserver:engine"
 _ENGINE_501_TEXT = "not supported by the pytest-commons MockServer engine"
 
 
@@ -417,6 +419,16 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         )
 
     # docker -----------------------------------------------------------------------------------
+    def docker_image(self) -> str:
+        """``mockserver_image`` if set; else, under ``mockserver_engine=commons``, the image of
+        pytest-commons' engine (built from a clone by ``scripts/build-test-images.sh``: it is
+        on no registry); else the real MockServer's (``auto`` and ``java``)."""
+        explicit = self.settings.get("mockserver_image")
+        if explicit and self.settings.source("mockserver_image") != "default":
+            return explicit
+        wanted = (self.settings.get("mockserver_engine") or "auto").strip().lower()
+        return ENGINE_IMAGE if wanted == "commons" else self.meta.default_image
+
     def docker_launch(self, image: str) -> DockerLaunch:
         # the official image reads MOCKSERVER_* properties from the environment
         return DockerLaunch(

@@ -396,3 +396,42 @@ def test_removing_by_label_removes_only_the_labelled_containers() -> None:
     finally:
         ids = list(created.values())
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60, check=False)
+
+
+def test_mockserver_engine_choice_picks_the_docker_image(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """``--mockserver-engine=commons`` on the docker backend runs pytest-commons' engine image
+    (it ran the real MockServer's image, whatever the engine said); an explicit
+    ``--mockserver-image`` still wins."""
+    from pytest_commons.backends.docker import docker_engine_unreachable
+    from pytest_commons.services.mockserver import ENGINE_IMAGE
+
+    problem = docker_engine_unreachable()
+    if problem:
+        _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
+    present = subprocess.run(
+        ["docker", "images", "-q", ENGINE_IMAGE], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not present:
+        _missing(f"image {ENGINE_IMAGE} is not built (bash scripts/build-test-images.sh)")
+    pytester.makepyfile(
+        "def test_engine(mockserver_service):\n"
+        "    print('ENGINE', mockserver_service.version)\n"
+        "    assert mockserver_service.backend == 'docker'\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-s", "--mockserver-backend=docker", "--mockserver-engine=commons"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*ENGINE commons-engine*"])
+    explicit = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        "--mockserver-backend=docker",
+        "--mockserver-engine=commons",
+        "--mockserver-image=127.0.0.1:1/commons/absent:1",
+    )
+    explicit.assert_outcomes(skipped=1)
+    explicit.stdout.fnmatch_lines(["*image 127.0.0.1:1/commons/absent:1 is not present*"])
