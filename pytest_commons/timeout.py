@@ -277,7 +277,36 @@ def _mockserver(handle: Any) -> str:
     )
 
 
+def _kafka(handle: Any) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(
+        {"bootstrap.servers": handle.info.bootstrap_servers, "socket.timeout.ms": 2000}
+    )
+    listed = admin.list_consumer_groups(request_timeout=PROBE_TIMEOUT).result(PROBE_TIMEOUT)
+    rows: list[tuple[Any, ...]] = []
+    ids = sorted(group.group_id for group in listed.valid)
+    if ids:
+        described = admin.describe_consumer_groups(ids, request_timeout=PROBE_TIMEOUT)
+        for group_id in ids:
+            try:
+                group = described[group_id].result(PROBE_TIMEOUT)
+            except Exception as exc:
+                rows.append((group_id, f"? ({type(exc).__name__})", "", ""))
+                continue
+            state = getattr(group.state, "name", group.state)
+            members = group.members or []
+            topics = sorted(
+                {tp.topic for m in members for tp in (m.assignment.topic_partitions or [])}
+            )
+            rows.append((group_id, state, len(members), ", ".join(topics)))
+    return "consumer groups:\n" + (
+        _table(["group", "state", "members", "assigned topics"], rows) if rows else "(none)"
+    )
+
+
 _LOOKS: dict[str, Callable[[Any], str]] = {
+    "kafka": _kafka,
     "postgres": _postgres,
     "mysql": _mysql,
     "redis": _redis,

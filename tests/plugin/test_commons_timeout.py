@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.plugin.test_kafka_plugin import use_engine  # imported before pytester moves HOME
+
 pytest.importorskip("psycopg")
 pytest.importorskip("redis")
 
@@ -71,6 +73,38 @@ def test_fires_with_what_the_services_were_doing(pytester: pytest.Pytester) -> N
             "*mockserver (*",
             "*recorded requests (1, the last 20):",
             "*GET*/partner/prices/7*",
+        ]
+    )
+
+
+KAFKA_STUCK = """
+def test_waits_for_records_that_never_come(kafka):
+    topic = kafka.topic("quiet")
+    consumer = kafka.consumer(group_id=kafka.group_id() + "-stuck")
+    consumer.subscribe([topic])
+    while True:
+        consumer.poll(0.2)
+"""
+
+
+def test_kafka_shows_its_consumer_groups(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A test stuck in a consumer loop: the report shows the group, its state, its member and
+    the topic it was given (on Apache Kafka: Tansu 0.6 lists no groups)."""
+    pytest.importorskip("confluent_kafka")
+    use_engine(clean_env, "apache")
+    pytester.makepyfile(test_kafka_stuck=KAFKA_STUCK)
+    result = pytester.runpytest_subprocess(
+        "--commons-timeout=15", "-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:timeout"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*what the services were doing:",
+            "*kafka (local, *",
+            "*consumer groups:",
+            "*-stuck*STABLE*1*quiet*",
         ]
     )
 
