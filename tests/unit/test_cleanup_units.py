@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from pytest_commons import _cleanup
+from pytest_commons import _cleanup, _reaper
 from pytest_commons._cleanup import kill_process_group
+from pytest_commons._run import Instance, RunContext, process_start_time
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"  # noqa: E501
 
@@ -75,3 +78,88 @@ def test_an_already_gone_process_returns_at_once() -> None:
     started = time.monotonic()
     _cleanup.kill_process_group(proc.pid, signal.SIGTERM, grace=30)
     assert time.monotonic() - started < 5
+
+
+# stop_instance / stop_all / reap: which records are stopped, which kept (mutation-found gaps) --
+def _server() -> tuple[subprocess.Popen[bytes], Instance]:
+    """A real process standing in for a local server, and its record."""
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    start = process_start_time(proc.pid) or ""
+    return proc, Instance(service="redis", backend="local", pid=proc.pid, start_time=start)
+
+
+def _ended(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is not None or _gone(proc.pid)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    made: list[subprocess.Popen[bytes]] = []
+    yield made
+    for proc in made:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_stop_all_stops_the_runs_servers_and_keeps_the_kept_ones(
+    servers: list[subprocess.Popen[bytes]], count: int
+) -> None:
+    """One server (stopped in line) and several (stopped in threads, joined before return);
+    a server kept by --reuse-services and one the run does not own survive."""
+    stopped, records = [], []
+    for _ in range(count):
+        proc, inst = _server()
+        servers.append(proc)
+        stopped.append(proc)
+        records.append(inst)
+    kept, kept_inst = _server()
+    kept_inst.reused = True
+    foreign, foreign_inst = _server()
+    foreign_inst.owned = False
+    servers.extend([kept, foreign])
+    _cleanup.stop_all([*records, kept_inst, foreign_inst])
+    assert all(_ended(proc) for proc in stopped), "stop_all returned before its servers ended"
+    assert kept.poll() is None
+    assert foreign.poll() is None
+
+
+def test_stop_instance_removes_its_paths_unless_told_not_to(tmp_path: Path) -> None:
+    data, gone_already = tmp_path / "data", tmp_path / "never-made"
+    data.mkdir()
+    inst = Instance(service="redis", backend="local", paths=[str(gone_already), str(data)])
+    _cleanup.stop_instance(inst, remove_paths=False)
+    assert data.exists()
+    _cleanup.stop_instance(inst)  # a path that is already gone is no error
+    assert not data.exists()
+
+
+def test_reap_goes_past_unreadable_and_kept_records(
+    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Records are read in name order: an unreadable one (a directory: OSError; bad JSON:
+    ValueError) and a kept one come first, and the server recorded after them is still
+    stopped; the kept one survives; the run directory is removed."""
+    run = RunContext(tmp_path / "run-1-abc", 0, "master", 1)
+    services = run.run_dir / "services"
+    services.mkdir(parents=True)
+    (services / "a0.json").mkdir()
+    (services / "a1.json").write_text("{not json")
+    kept, kept_inst = _server()
+    kept_inst.service, kept_inst.reused = "b-kept", True
+    last, last_inst = _server()
+    last_inst.service = "c-last"
+    servers.extend([kept, last])
+    run.write(kept_inst)
+    run.write(last_inst)
+    _reaper.reap(run.run_dir)
+    last.wait(timeout=30)
+    assert kept.poll() is None
+    assert not run.run_dir.exists()
+
+
+def test_the_python_watcher_takes_its_arguments_with_or_without_the_flag(tmp_path: Path) -> None:
+    """``--watch PID DIR`` and ``PID DIR``: a run directory that is gone ends the watch."""
+    absent = tmp_path / "run-ended"
+    assert _reaper.main(["--watch", str(os.getpid()), str(absent)]) == 0
+    assert _reaper.main([str(os.getpid()), str(absent)]) == 0
