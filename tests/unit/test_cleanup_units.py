@@ -163,3 +163,15 @@ def test_the_python_watcher_takes_its_arguments_with_or_without_the_flag(tmp_pat
     absent = tmp_path / "run-ended"
     assert _reaper.main(["--watch", str(os.getpid()), str(absent)]) == 0
     assert _reaper.main([str(os.getpid()), str(absent)]) == 0
+
+
+def test_stop_instance_leaves_a_pid_that_is_another_process_now(
+    servers: list[subprocess.Popen[bytes]],
+) -> None:
+    """A record whose start time does not match the pid's (pid reuse, a reboot): no signal."""
+    proc, inst = _server()
+    servers.append(proc)
+    inst.start_time = "1"  # the kernel started this pid at another moment
+    _cleanup.stop_instance(inst)
+    assert proc.poll() is None
+    assert not _gone(proc.pid)
