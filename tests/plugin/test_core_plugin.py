@@ -127,6 +127,12 @@ def test_bad_option_values_are_usage_errors(
     result.stderr.fnmatch_lines(
         ["*backend_order='local,cloud' (from --backend-order) names unknown backends*"]
     )
+    # "auto" is a choice per service, not a backend to try in turn
+    result = pytester.runpytest_subprocess("--backend-order=auto,local")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*backend_order='auto,local' (from --backend-order) names unknown backends*"]
+    )
 
 
 def test_malformed_url_is_a_usage_error(
