@@ -142,6 +142,26 @@ def test_rollback_fixture_app_rollback_keeps_outer(mysql_tx: Any) -> None:
         assert [r[0] for r in cur.fetchall()] == ["kept@x.io"]
 
 
+def test_rollback_fixture_starts_over_after_ddl_and_ignores_autocommit(mysql_tx: Any) -> None:
+    """DDL commits implicitly and takes the outer savepoint with it (MySQL error 1305 on the
+    next RELEASE / ROLLBACK TO): commit() and rollback() start a new one instead of failing;
+    autocommit(True), which would commit the outer transaction, is ignored inside the test."""
+    table = f"ddl_{os.getpid()}_{id(mysql_tx) % 100000}"
+    with mysql_tx.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (n INT)")  # implicit commit: the savepoint is gone
+        mysql_tx.commit()
+        cur.execute(f"INSERT INTO {table} VALUES (1)")
+        mysql_tx.rollback()
+        assert scalar(mysql_tx, f"SELECT COUNT(*) FROM {table}") == 0
+        cur.execute(f"DROP TABLE {table}")  # DDL again (and nothing left for later tests)
+        mysql_tx.rollback()
+        mysql_tx.autocommit(True)
+        assert scalar(mysql_tx, "SELECT @@autocommit") == 0
+        cur.execute("INSERT INTO users (email) VALUES ('after-ddl@x.io')")
+        mysql_tx.rollback()
+    assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
+
+
 def test_rollback_fixture_survives_an_error(mysql_tx: Any) -> None:
     with mysql_tx.cursor() as cur:
         cur.execute("INSERT INTO users (email) VALUES ('dup@x.io')")
