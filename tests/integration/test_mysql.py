@@ -162,6 +162,15 @@ def test_rollback_fixture_starts_over_after_ddl_and_ignores_autocommit(mysql_tx:
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
 
 
+def test_rollback_fixture_closed_by_the_test(mysql_tx: Any) -> None:
+    """A test that closes the connection: the teardown leaves it be (the next test gets a new
+    one); rolling back a closed connection would error here."""
+    with mysql_tx.cursor() as cur:
+        cur.execute("INSERT INTO users (email) VALUES ('closed@x.io')")
+    mysql_tx.close()
+    assert not mysql_tx.open
+
+
 def test_rollback_fixture_survives_an_error(mysql_tx: Any) -> None:
     with mysql_tx.cursor() as cur:
         cur.execute("INSERT INTO users (email) VALUES ('dup@x.io')")
