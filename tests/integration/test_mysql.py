@@ -147,6 +147,7 @@ def test_rollback_fixture_starts_over_after_ddl_and_ignores_autocommit(mysql_tx:
     next RELEASE / ROLLBACK TO): commit() and rollback() start a new one instead of failing;
     autocommit(True), which would commit the outer transaction, is ignored inside the test."""
     table = f"ddl_{os.getpid()}_{id(mysql_tx) % 100000}"
+    assert scalar(mysql_tx, "SELECT @@autocommit") == 0
     with mysql_tx.cursor() as cur:
         cur.execute(f"CREATE TABLE {table} (n INT)")  # implicit commit: the savepoint is gone
         mysql_tx.commit()
@@ -154,7 +155,9 @@ def test_rollback_fixture_starts_over_after_ddl_and_ignores_autocommit(mysql_tx:
         mysql_tx.rollback()
         assert scalar(mysql_tx, f"SELECT COUNT(*) FROM {table}") == 0
         cur.execute(f"DROP TABLE {table}")  # DDL again (and nothing left for later tests)
-        mysql_tx.rollback()
+        cur.execute("INSERT INTO users (email) VALUES ('written-after-ddl@x.io')")
+        mysql_tx.rollback()  # rolls that back, then a new savepoint (not committed by it)
+        assert scalar(mysql_tx, "SELECT COUNT(*) FROM users") == 0
         mysql_tx.autocommit(True)
         assert scalar(mysql_tx, "SELECT @@autocommit") == 0
         cur.execute("INSERT INTO users (email) VALUES ('after-ddl@x.io')")
