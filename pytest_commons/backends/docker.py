@@ -91,7 +91,11 @@ class DockerBackend(Backend):
     allow_pull = True  # the doctor command only looks
 
     def _image(self, spec: AnySpec) -> str:
-        return spec.docker_image()
+        key = f"{spec.name}_image"
+        explicit = self.settings.get(key)
+        if explicit and self.settings.source(key) != "default":
+            return explicit
+        return spec.docker_image()  # the catalogue's, or what the service picks (MockServer)
 
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
         missing = docker_engine_unreachable()
