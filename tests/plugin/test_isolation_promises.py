@@ -176,6 +176,7 @@ def test_4_tx_writes_are_invisible_to_other_connections(mysql_tx, mysql_service)
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM t") == 1
     db = mysql_tx.db.decode()
     OUT.joinpath("txdb").write_text(db)
+    OUT.joinpath("txconn").write_text(str(scalar(mysql_tx, "SELECT CONNECTION_ID()")))
     other = pymysql.connect(**mysql_service.info.with_db(db).connect_kwargs())
     try:
         assert scalar(other, "SELECT COUNT(*) FROM t") == 0
@@ -185,6 +186,8 @@ def test_4_tx_writes_are_invisible_to_other_connections(mysql_tx, mysql_service)
 def test_5_tx_writes_are_rolled_back(mysql_tx, mysql_service):
     db = mysql_tx.db.decode()
     assert db == OUT.joinpath("txdb").read_text()  # the same database: only a rollback empties it
+    # and the same connection: one per worker, not a new one (and a stray open one) per test
+    assert str(scalar(mysql_tx, "SELECT CONNECTION_ID()")) == OUT.joinpath("txconn").read_text()
     assert scalar(mysql_tx, "SELECT COUNT(*) FROM t") == 0
     other = pymysql.connect(**mysql_service.info.with_db(db).connect_kwargs())
     try:
