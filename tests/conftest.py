@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -101,3 +103,13 @@ def _pin_mockserver_divergences(request: pytest.FixtureRequest) -> None:
     if real:
         mark = pytest.mark.xfail(strict=True, reason=f"differs on MockServer 5.15.0: {reason}")
         request.applymarker(mark)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts; whatever is left is killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        proc.kill()
+        proc.wait(timeout=10)

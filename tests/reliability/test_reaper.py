@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ from pytest_commons.backends.local import free_port
 from pytest_commons.services.redis import RedisInfo, RedisSpec
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("outer_services_settled")]
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes a test starts; whatever is left is killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _run_dir(root: Path, owner: str = "999999") -> RunContext:

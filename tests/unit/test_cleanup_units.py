@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,32 +91,23 @@ def _ended(proc: subprocess.Popen[bytes]) -> bool:
     return proc.poll() is not None or _gone(proc.pid)
 
 
-@pytest.fixture
-def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    made: list[subprocess.Popen[bytes]] = []
-    yield made
-    for proc in made:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 @pytest.mark.parametrize("count", [1, 3])
 def test_stop_all_stops_the_runs_servers_and_keeps_the_kept_ones(
-    servers: list[subprocess.Popen[bytes]], count: int
+    procs: list[subprocess.Popen[bytes]], count: int
 ) -> None:
     """One server (stopped in line) and several (stopped in threads, joined before return);
     a server kept by --reuse-services and one the run does not own survive."""
     stopped, records = [], []
     for _ in range(count):
         proc, inst = _server()
-        servers.append(proc)
+        procs.append(proc)
         stopped.append(proc)
         records.append(inst)
     kept, kept_inst = _server()
     kept_inst.reused = True
     foreign, foreign_inst = _server()
     foreign_inst.owned = False
-    servers.extend([kept, foreign])
+    procs.extend([kept, foreign])
     _cleanup.stop_all([*records, kept_inst, foreign_inst])
     assert all(_ended(proc) for proc in stopped), "stop_all returned before its servers ended"
     assert kept.poll() is None
@@ -135,7 +125,7 @@ def test_stop_instance_removes_its_paths_unless_told_not_to(tmp_path: Path) -> N
 
 
 def test_reap_goes_past_unreadable_and_kept_records(
-    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
+    tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     """Records are read in name order: an unreadable one (a directory: OSError; bad JSON:
     ValueError) and a kept one come first, and the server recorded after them is still
@@ -149,7 +139,7 @@ def test_reap_goes_past_unreadable_and_kept_records(
     kept_inst.service, kept_inst.reused = "b-kept", True
     last, last_inst = _server()
     last_inst.service = "c-last"
-    servers.extend([kept, last])
+    procs.extend([kept, last])
     run.write(kept_inst)
     run.write(last_inst)
     _reaper.reap(run.run_dir)
@@ -166,11 +156,11 @@ def test_the_python_watcher_takes_its_arguments_with_or_without_the_flag(tmp_pat
 
 
 def test_stop_instance_leaves_a_pid_that_is_another_process_now(
-    servers: list[subprocess.Popen[bytes]],
+    procs: list[subprocess.Popen[bytes]],
 ) -> None:
     """A record whose start time does not match the pid's (pid reuse, a reboot): no signal."""
     proc, inst = _server()
-    servers.append(proc)
+    procs.append(proc)
     inst.start_time = "1"  # the kernel started this pid at another moment
     _cleanup.stop_instance(inst)
     assert proc.poll() is None
