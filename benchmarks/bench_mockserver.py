@@ -22,7 +22,7 @@ import time
 
 import httpx
 
-from pytest_commons.engines.mockserver import MockServerEngine
+from pytest_commons.services.mockserver.engine import MockServerEngine
 
 TARGETS = {
     "start_to_ready_s": 0.1,

@@ -17,16 +17,31 @@ import os
 import sys
 from typing import Any
 
-from pytest_commons._run import REUSE_DIR, Instance, RunContext, runtime_root, stale_runs
-from pytest_commons._settings import Settings
+from pytest_commons.core.run import REUSE_DIR, Instance, RunContext, runtime_root, stale_runs
+from pytest_commons.plugin.settings import Settings
 from pytest_commons.services import SERVICES
 
 #: ``pytest-commons fetch NAME``: "module:function(settings, use_mvn)" that puts a pinned
 #: artifact in the cache and returns its path (imported only when asked for)
 FETCHABLE: dict[str, str] = {
-    "kafka": "pytest_commons.services.kafka_dist:fetch_for_cli",
-    "mockserver": "pytest_commons.services.mockserver:fetch_jar",
+    "kafka": "pytest_commons.services.kafka.dist:fetch_for_cli",
+    "mockserver": "pytest_commons.services.mockserver.spec:fetch_jar",
 }
+
+
+def resolved_settings() -> Settings:
+    """The settings a ``pytest`` run started here would use: environment, then the ini file
+    pytest finds from this directory (pytest.ini, pyproject.toml, tox.ini, setup.cfg), then
+    the defaults — resolved by pytest itself, with the plugin's own code."""
+    from _pytest.config import Config
+
+    from pytest_commons.plugin.hooks import _settings
+
+    config = Config.fromdictargs({}, ["-p", "no:cacheprovider"])
+    try:
+        return _settings(config)
+    finally:
+        config._ensure_unconfigure()
 
 
 def doctor_report(
@@ -35,10 +50,10 @@ def doctor_report(
     """Per service and backend: available, or the reason and the remedy; ``asked``: the
     services the settings ask for and whether each can be served here."""
     from pytest_commons.backends.base import get_backend
+    from pytest_commons.core.registry import load_spec
     from pytest_commons.errors import BackendUnavailable
-    from pytest_commons.registry import load_spec
 
-    settings = settings or Settings.from_env()
+    settings = settings or resolved_settings()
     require = list(require or ())
     unknown = [name for name in require if name not in SERVICES]
     if unknown:
@@ -99,7 +114,7 @@ def _asked(
     Asked for: ``--<service>-backend`` other than auto, a configured URL (external backend),
     or named in ``require`` (``pytest-commons doctor --require redis``).
     """
-    from pytest_commons._options import DEFAULT_BACKEND_ORDER
+    from pytest_commons.plugin.options import DEFAULT_BACKEND_ORDER
 
     order = [
         b.strip()
@@ -146,7 +161,7 @@ def _describe(inst: Instance) -> dict[str, Any]:
 
 def paste_url(inst: Instance) -> str:
     """The instance's URL as a client takes it, with the password masked (``:***@``)."""
-    from pytest_commons.registry import load_spec
+    from pytest_commons.core.registry import load_spec
     from pytest_commons.services.base import mask_url
 
     try:
@@ -188,9 +203,9 @@ def doctor_exit_code(report: dict[str, Any]) -> int:
 def _fetch(names: list[str], use_mvn: bool | None) -> int:
     import importlib
 
-    from pytest_commons._java import FetchError
+    from pytest_commons.core.java import FetchError
 
-    settings = Settings.from_env()
+    settings = resolved_settings()
     for name in names:
         module, _, func = FETCHABLE[name].partition(":")
         try:
@@ -279,8 +294,8 @@ def _main(argv: list[str] | None) -> int:
             if not data["kept"]:
                 print("no kept services")
         return 0
-    from pytest_commons._cleanup import stop_instance, sweep_run_containers, sweep_run_processes
-    from pytest_commons._reaper import reap
+    from pytest_commons.core.cleanup import stop_instance, sweep_run_containers, sweep_run_processes
+    from pytest_commons.core.reaper import reap
 
     for keep in kept_contexts:
         for inst in keep.instances():

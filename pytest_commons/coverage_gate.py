@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_commons import _options
-from pytest_commons._options import Option
+from pytest_commons.plugin import options as _options
+from pytest_commons.plugin.options import Option
 
 if TYPE_CHECKING:
     import coverage

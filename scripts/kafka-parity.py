@@ -87,9 +87,9 @@ def main() -> int:
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from pytest_commons._settings import Settings
-    from pytest_commons.kafka import FEATURES
-    from pytest_commons.services.kafka import APACHE_SOFTWARE, KafkaSpec
+    from pytest_commons.plugin.settings import Settings
+    from pytest_commons.services.kafka.client import FEATURES
+    from pytest_commons.services.kafka.spec import APACHE_SOFTWARE, KafkaSpec
 
     spec = KafkaSpec(Settings.from_env())
     missing = spec.apache_unavailable() if "apache" in args.engines else None

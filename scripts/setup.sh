@@ -59,8 +59,8 @@ echo "setup: pytest-commons fetch kafka"
 python -m pytest_commons.cli fetch kafka \
   || echo "setup: warning: Apache Kafka could not be fetched; the local Kafka backend uses Tansu"
 
-if [ "${COMMONS_SKIP_DOCKER:-0}" != "1" ] && [ -f scripts/build-test-images.sh ]; then
+if [ "${COMMONS_SKIP_DOCKER:-0}" != "1" ] && [ -f containers/build.sh ]; then
   echo "setup: Docker engine and test images (COMMONS_SKIP_DOCKER=1 skips this)"
-  bash scripts/build-test-images.sh
+  bash containers/build.sh
 fi
 echo "setup: done"

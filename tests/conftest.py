@@ -49,7 +49,7 @@ def outer_services_settled(request: pytest.FixtureRequest) -> None:
     not pick up the stand-ins meant for the test."""
     import contextlib
 
-    from pytest_commons._state import get_registry
+    from pytest_commons.plugin.state import get_registry
     from pytest_commons.services import SERVICES
 
     registry = get_registry(request.config)

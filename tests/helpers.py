@@ -42,7 +42,7 @@ class JavaMockServer:
     ``host``, ``port``, ``url``, ``reset()``, like :class:`MockServerEngine`."""
 
     def __init__(self) -> None:
-        from pytest_commons.backends.local import free_port
+        from pytest_commons.core.host import free_port
 
         self.host, self.port = "127.0.0.1", free_port()
         self.url = f"http://{self.host}:{self.port}"
@@ -52,7 +52,7 @@ class JavaMockServer:
         import tempfile
 
         from pytest_commons.backends.base import wait_ready
-        from pytest_commons.services.mockserver import MockServerInfo, MockServerSpec
+        from pytest_commons.services.mockserver.spec import MockServerInfo, MockServerSpec
 
         spec = MockServerSpec()
         launch = spec.local_launch(Path(tempfile.gettempdir()), self.port, None)
@@ -69,7 +69,7 @@ class JavaMockServer:
         return None if code is None else f"exited with code {code}"
 
     def reset(self) -> None:
-        from pytest_commons.services.mockserver import MockServerInfo, control
+        from pytest_commons.services.mockserver.spec import MockServerInfo, control
 
         control(MockServerInfo(host=self.host, port=self.port), "/mockserver/reset")
 
@@ -83,6 +83,6 @@ def mockserver_engine_name() -> str:
     """The engine the MockServer suites run on: ``java`` or ``commons``, resolved from
     ``$PYTEST_COMMONS_MOCKSERVER_ENGINE`` as the local backend resolves it (auto: the real
     MockServer when Java and its jar are here)."""
-    from pytest_commons.services.mockserver import MockServerSpec
+    from pytest_commons.services.mockserver.spec import MockServerSpec
 
     return MockServerSpec().engine()[0]

@@ -1,7 +1,7 @@
 """AWS: service ready time, per-test isolation cost, and 100-test suites side by side.
 
 1. ready: spawn → first successful S3 ListBuckets, for the plugin's moto launcher
-   (``python -m pytest_commons.services.aws``) and moto's stock ``python -m moto.server``.
+   (``python -m pytest_commons.services.aws.moto``) and moto's stock ``python -m moto.server``.
 2. isolation: per-test cost over 100 tests, each creating a bucket with an object, a queue and
    a table, then cleaning up by (a) per-account reset (what the local backend does),
    (b) tracked deletion (external endpoints), (c) moto's global ``/moto-api/reset`` (for
@@ -106,7 +106,7 @@ def bench_ready(repeat: int) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {"commons launcher": [], "stock moto.server": []}
     for _ in range(repeat):
         for label, module in (
-            ("commons launcher", "pytest_commons.services.aws"),
+            ("commons launcher", "pytest_commons.services.aws.moto"),
             ("stock moto.server", "moto.server"),
         ):
             port = free_port()
@@ -119,12 +119,13 @@ def bench_ready(repeat: int) -> dict[str, list[float]]:
 
 
 def bench_isolation() -> dict[str, list[float]]:
-    from pytest_commons._settings import Settings
-    from pytest_commons.aws import Aws, AwsWorker, worker_account
-    from pytest_commons.services.aws import AwsInfo, AwsSpec
+    from pytest_commons.plugin.settings import Settings
+    from pytest_commons.services.aws.client import Aws, AwsWorker, worker_account
+    from pytest_commons.services.aws.spec import AwsInfo, AwsSpec
 
     port = free_port()
-    proc, _ = start([sys.executable, "-m", "pytest_commons.services.aws", "-p", str(port)], port)
+    argv = [sys.executable, "-m", "pytest_commons.services.aws.moto", "-p", str(port)]
+    proc, _ = start(argv, port)
     spec = AwsSpec(Settings.from_env())
     results: dict[str, list[float]] = {}
     try:
@@ -180,7 +181,7 @@ def bench_suites(repeat: int) -> dict[str, list[float]]:
                 folder = Path(tmp, f"suite{index}")
                 (folder / "test_bench.py").write_text(source.format(n=N))
                 args = (
-                    ["-p", "pytest_commons.plugin", "--aws-backend=local"]
+                    ["-p", "pytest_commons.plugin.hooks", "--aws-backend=local"]
                     if "commons" in label
                     else []
                 )

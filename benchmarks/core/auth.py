@@ -31,11 +31,11 @@ def main() -> None:
 
     import psycopg
 
-    from pytest_commons._cleanup import stop_instance
-    from pytest_commons._run import RunContext
-    from pytest_commons._settings import Settings
     from pytest_commons.backends.local import LocalBackend
-    from pytest_commons.services.postgres import PostgresSpec, scram_verifier
+    from pytest_commons.core.cleanup import stop_instance
+    from pytest_commons.core.run import RunContext
+    from pytest_commons.plugin.settings import Settings
+    from pytest_commons.services.postgres.spec import PostgresSpec, scram_verifier
 
     settings = Settings.from_env()
     ctx = RunContext.create()

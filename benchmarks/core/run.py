@@ -38,7 +38,7 @@ PG_BIN = (
 )
 
 # every suite loads only its own plugin (autoload is off), so no suite pays for another's imports
-OURS = ["-p", "pytest_commons.plugin"]
+OURS = ["-p", "pytest_commons.plugin.hooks"]
 SUITES: dict[str, tuple[str, list[str]]] = {
     "commons postgres (fresh db)": (
         """

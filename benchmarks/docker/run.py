@@ -12,7 +12,7 @@
 (b) ``--reuse-services``: pytest start → first test body on the SECOND run (services kept
     from the first), for the docker and the local backend.
 
-Images: the local test images (``scripts/build-test-images.sh``). A private runtime dir
+Images: the local test images (``containers/build.sh``). A private runtime dir
 (``PYTEST_COMMONS_RUNTIME_DIR``) keeps the reused services apart from anybody else's.
 """
 
@@ -210,7 +210,7 @@ def main() -> None:
         "of import time on a loaded machine",
     )
     args = parser.parse_args()
-    flags: tuple[str, ...] = ("-p", "pytest_commons.plugin") if args.bare else ()
+    flags: tuple[str, ...] = ("-p", "pytest_commons.plugin.hooks") if args.bare else ()
 
     runtime = Path(tempfile.mkdtemp(prefix="bench-docker-rt-", dir="/dev/shm"))
     runtime.chmod(0o711)  # local servers run as another user and must reach their data dirs

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_commons.backends.local import free_port
+from pytest_commons.core.host import free_port
 from pytest_commons.faults.builtin import BuiltinEngine
 from pytest_commons.faults.toxiproxy import ToxiproxyEngine, find_server
 

@@ -66,8 +66,8 @@ def test_produce_consume(timed_kafka, n):
 
 def ready_times(starts: int) -> list[float]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from pytest_commons.backends.local import free_port
-    from pytest_commons.services.kafka import KafkaSpec, kafka_metadata
+    from pytest_commons.core.host import free_port
+    from pytest_commons.services.kafka.spec import KafkaSpec, kafka_metadata
 
     path, why = KafkaSpec().tansu_binary()
     if path is None:

@@ -1,7 +1,7 @@
 """MockServer through the fixtures: service ready, per-test reset, 1,000 matched requests.
 
 1. ready: spawn of the local backend's engine process (``python -m
-   pytest_commons.engines.mockserver``) → first answered ``PUT /mockserver/status``, and
+   pytest_commons.services.mockserver.engine``) → first answered ``PUT /mockserver/status``, and
    claiming a per-worker engine from it.
 2. reset: ``PUT /mockserver/reset`` on a worker engine holding 10 expectations and 20 logged
    requests (what the fixture does before each test).
@@ -31,12 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
+ENGINE = "pytest_commons.services.mockserver.engine"
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pytest_commons.backends.local import free_port  # noqa: E402
-from pytest_commons.engines.mockserver import MockServerEngine  # noqa: E402
-from pytest_commons.services.mockserver import (  # noqa: E402
+from pytest_commons.core.host import free_port  # noqa: E402
+from pytest_commons.services.mockserver.engine import MockServerEngine  # noqa: E402
+from pytest_commons.services.mockserver.spec import (  # noqa: E402
     MockServerInfo,
     MockServerSpec,
     open_client,
@@ -104,7 +105,7 @@ def ready_times(repeat: int) -> tuple[list[float], list[float]]:
         info = MockServerInfo("127.0.0.1", port)
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_commons.engines.mockserver", "--port", str(port)],
+            [sys.executable, "-m", ENGINE, "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -35,8 +35,8 @@ def test_plain(n):
 """
 CLONE = """
 import time, pytest
-from pytest_commons.fixtures.mysql import _capture
-from pytest_commons.services.mysql import MysqlSpec
+from pytest_commons.services.mysql.fixtures import _capture
+from pytest_commons.services.mysql.spec import MysqlSpec
 
 N = %d
 

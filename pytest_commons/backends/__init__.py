@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_commons._settings import Settings
 from pytest_commons.backends.base import Backend, get_backend
+from pytest_commons.plugin.settings import Settings
 
 __all__ = ["Backend", "Settings", "get_backend"]

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pytest_commons._run import Instance, RunContext
-from pytest_commons._settings import Settings
+from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import BackendUnavailable, NotReady, ProbeRefused, ServiceStartError
+from pytest_commons.plugin.settings import Settings
 from pytest_commons.services.base import ConnectionInfo, ServiceSpec
 
 AnySpec = ServiceSpec[Any]
@@ -94,7 +94,7 @@ class Backend(ABC):
         """Bring up an instance, record it in ``ctx`` as soon as it exists, wait until ready."""
 
     def stop(self, instance: Instance) -> None:
-        from pytest_commons._cleanup import stop_instance
+        from pytest_commons.core.cleanup import stop_instance
 
         stop_instance(instance)
 
@@ -110,6 +110,11 @@ class Backend(ABC):
 
     def resume(self, instance: Instance) -> None:
         raise NotImplementedError(f"the {self.name} backend cannot resume a service")
+
+    def gone(self, instance: Instance) -> str | None:
+        """How the instance's server ended if it is no longer running, else None (also when
+        this backend cannot tell)."""
+        return None
 
     def logs(self, instance: Instance) -> str:
         if instance.log_path:

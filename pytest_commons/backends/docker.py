@@ -15,11 +15,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from pytest_commons import _progress
-from pytest_commons._run import Instance, RunContext
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
-from pytest_commons.backends.local import free_port
+from pytest_commons.core.host import free_port
+from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import BackendUnavailable, ServiceStartError, tail
+from pytest_commons.plugin import progress as _progress
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -81,7 +81,7 @@ def docker_engine_unreachable() -> str | None:
 def docker_client() -> Any:
     import docker
 
-    return docker.from_env(timeout=10)  # type: ignore[attr-defined]
+    return docker.from_env(timeout=10)
 
 
 class DockerBackend(Backend):
@@ -149,7 +149,7 @@ class DockerBackend(Backend):
                     f"image {image} is not present and cannot be pulled ({first[:200]})",
                     f"build or load it, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE to an "
                     "image you have (from a clone of the pytest-commons repository or its "
-                    "sdist, `bash scripts/build-test-images.sh` builds local test images)",
+                    "sdist, `bash containers/build.sh` builds local test images)",
                 )
             _PULLED.add(image)
         return None
@@ -163,54 +163,13 @@ class DockerBackend(Backend):
         launch.env = {k: v.replace("{host_port}", str(host_port)) for k, v in launch.env.items()}
         if launch.command is not None:
             launch.command = [c.replace("{host_port}", str(host_port)) for c in launch.command]
-        container: DockerContainer
-        if spec.name == "postgres":
-            try:
-                from testcontainers.community.postgres import PostgresContainer
-            except ImportError:  # testcontainers < 4.14
-                from testcontainers.postgres import PostgresContainer
+        # one generic container for every service, driven by the spec's launch data (image,
+        # port, environment, command): testcontainers' per-service classes are not used
+        from testcontainers.core.container import DockerContainer as Generic
 
-            container = PostgresContainer(
-                image,
-                port=launch.container_port,
-                username=launch.env["POSTGRES_USER"],
-                password=launch.env["POSTGRES_PASSWORD"],
-                dbname=launch.env["POSTGRES_DB"],
-                driver="psycopg",
-            )
-        elif spec.name == "redis":
-            try:
-                from testcontainers.community.redis import RedisContainer
-            except ImportError:
-                from testcontainers.redis import RedisContainer
-
-            container = RedisContainer(
-                image, port=launch.container_port, password=launch.extra.get("password")
-            )
-        elif spec.name == "mysql":
-            try:
-                from testcontainers.community.mysql import MySqlContainer
-            except ImportError:
-                from testcontainers.mysql import MySqlContainer
-
-            container = MySqlContainer(
-                image,
-                dialect="pymysql",
-                port=launch.container_port,
-                username=launch.env.get("MYSQL_USER", "test"),
-                root_password=launch.env.get("MYSQL_ROOT_PASSWORD", "commons"),
-                password=launch.env.get("MYSQL_PASSWORD", "commons"),
-                dbname=launch.env.get("MYSQL_DATABASE", "test"),
-            )
-        else:
-            from testcontainers.core.container import DockerContainer as Generic
-
-            container = Generic(image)
-            for key, value in launch.env.items():
-                container.with_env(key, value)
-        # readiness is our own probe (fast, quotes the log when the container dies), so the
-        # module's wait strategy (with its own credentials and 1 s polling) is not used
-        container._wait_strategy = None
+        container: DockerContainer = Generic(image)
+        # readiness is the spec's own probe (fast, quotes the log when the container dies):
+        # no testcontainers wait strategy
         if launch.command is not None:
             container.with_command(launch.command)
         for key, value in launch.env.items():
@@ -222,8 +181,6 @@ class DockerBackend(Backend):
         return container, launch
 
     def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
-        from testcontainers.core.container import DockerContainer as Base
-
         _configure_testcontainers()
         started = time.monotonic()
         image = self._image(spec)
@@ -245,7 +202,7 @@ class DockerBackend(Backend):
                 container, launch = self._container(spec, image)
                 container.with_kwargs(labels=labels, **launch.extra.get("kwargs", {}))
                 try:
-                    Base.start(container)  # create + start; our own readiness wait follows
+                    container.start()  # create + start; the spec's readiness probe follows
                     break
                 except Exception as exc:
                     self._remove_by_label(ctx.run_id, spec.name)
@@ -320,7 +277,7 @@ class DockerBackend(Backend):
 
     # cleanup and fault injection --------------------------------------------------------------
     def _remove(self, cid: str) -> None:
-        from pytest_commons._cleanup import remove_container
+        from pytest_commons.core.cleanup import remove_container
 
         remove_container(cid)
 
@@ -350,6 +307,20 @@ class DockerBackend(Backend):
 
     def resume(self, instance: Instance) -> None:
         docker_client().containers.get(instance.container_id).unpause()
+
+    def gone(self, instance: Instance) -> str | None:
+        import docker
+
+        try:
+            container = docker_client().containers.get(instance.container_id)
+        except docker.errors.NotFound:
+            return "is gone (its container was removed)"
+        except Exception:
+            return None  # the engine does not answer: nothing can be told
+        if container.status in ("exited", "dead"):
+            code = container.attrs.get("State", {}).get("ExitCode")
+            return f"exited (its container's exit code: {code})"
+        return None
 
     def logs(self, instance: Instance) -> str:
         try:

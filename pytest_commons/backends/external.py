@@ -9,10 +9,10 @@ from __future__ import annotations
 import socket
 import time
 
-from pytest_commons._options import OPTIONS
-from pytest_commons._run import Instance, RunContext
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
+from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import BackendUnavailable, ConfigError, ServiceStartError
+from pytest_commons.plugin.options import OPTIONS
 
 
 class ExternalBackend(Backend):

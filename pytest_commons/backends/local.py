@@ -7,25 +7,19 @@ pytest runs as root, servers that refuse root run as an unprivileged user.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any
 
-from pytest_commons._cleanup import kill_process_group
-from pytest_commons._lock import FileLock
-from pytest_commons._run import Instance, RunContext, guarded, process_start_time, runtime_root
 from pytest_commons.backends.base import AnySpec, Backend, wait_ready
+from pytest_commons.core.cleanup import CHILDREN, adopt, kill_process_group
+from pytest_commons.core.host import free_port, server_user
+from pytest_commons.core.run import Instance, RunContext, guarded, process_start_time, runtime_root
 from pytest_commons.errors import BackendUnavailable, ServiceStartError, keep_log, read_tail
 from pytest_commons.services.base import LocalLaunch
-
-_CHILDREN: list[subprocess.Popen[bytes]] = []  # keeps Popen objects alive (no ResourceWarning)
 
 
 def platform_unsupported() -> BackendUnavailable | None:
@@ -39,116 +33,6 @@ def platform_unsupported() -> BackendUnavailable | None:
         "use the docker backend (Docker Desktop) or an external server URL "
         "(e.g. PYTEST_COMMONS_POSTGRES_URL)",
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free on ``host`` a moment ago (callers retry if a server loses the race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def server_user(preferred: str | None = None) -> tuple[int, int] | None:
-    """(uid, gid) that servers run as when we are root; None when we are not root."""
-    if os.geteuid() != 0:
-        return None
-    import pwd  # POSIX only: imported here, so the module loads everywhere
-
-    for name in ([preferred] if preferred else []) + ["postgres", "nobody"]:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            if name == preferred:
-                raise BackendUnavailable(
-                    f"server user {preferred!r} does not exist",
-                    "set --commons-server-user to an existing unprivileged user",
-                ) from None
-            continue
-        return entry.pw_uid, entry.pw_gid
-    raise BackendUnavailable(
-        "running as root and no unprivileged user (postgres, nobody) exists",
-        "set --commons-server-user",
-    )
-
-
-def chown_tree(path: Path, user: tuple[int, int] | None) -> None:
-    if user is None:
-        return
-    uid, gid = user
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(root, name), uid, gid)
-
-
-MANIFEST = ".commons-manifest"  # written last into a cache: every file's path and size
-
-
-def _manifest(root: Path) -> str:
-    lines: list[str] = []
-    stack = [(str(root), "")]
-    while stack:
-        directory, prefix = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, rel + "/"))
-                elif rel != MANIFEST:
-                    lines.append(f"{rel}\t{entry.stat(follow_symlinks=False).st_size}")
-    return "\n".join(sorted(lines)) + "\n"
-
-
-def cache_intact(cache: Path) -> bool:
-    """Whether ``cache`` is complete: its manifest exists and every file it lists is there
-    with its size (a cache cut short, or damaged afterwards, is rebuilt)."""
-    try:
-        return (cache / MANIFEST).read_text() == _manifest(cache)
-    except OSError:
-        return False
-
-
-def cached_build(cache: Path, ready: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
-    """Build ``cache`` once (initdb, install-db …) and reuse it across runs.
-
-    ``build(work)`` fills ``work``, a path in the private runtime directory (the server user may
-    not reach a cache in a home directory); the result is copied into ``cache`` under a file
-    lock and renamed into place, so concurrent runs never see half a cache. A cache whose
-    manifest does not match its files is removed and built again.
-    """
-    if ready(cache) and cache_intact(cache):
-        return cache
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache) + ".lock"):
-        if ready(cache) and cache_intact(cache):
-            return cache
-        if cache.exists():  # damaged or from an older version: build it again
-            shutil.rmtree(cache, ignore_errors=True)
-        work = runtime_root() / f"{cache.parent.name}-init-{cache.name}-{os.getpid()}"
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            build(work)
-            tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            subprocess.run(
-                ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
-            )
-            (tmp / MANIFEST).write_text(_manifest(tmp))
-            os.rename(tmp, cache)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return cache
-
-
-def copy_datadir(cache: Path, datadir: Path, user: tuple[int, int] | None) -> None:
-    """Copy a cached, initialised data directory into a run's private 0700 data directory."""
-    subprocess.run(
-        ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120
-    )
-    if user is not None:
-        os.chown(datadir, *user)
-    os.chmod(datadir, 0o700)
 
 
 def open_log(path: str) -> IO[bytes]:
@@ -166,6 +50,25 @@ def _describe_exit(code: int) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
+
+
+def _process_gone(instance: Instance) -> str | None:
+    """How a local server ended, or None while it runs (any process of the run can ask)."""
+    pid = instance.pid
+    if not pid:
+        return None
+    proc = CHILDREN.get(pid)
+    if proc is not None:  # started by this process: its exit status is ours to read
+        code = proc.poll()
+        return None if code is None else _describe_exit(code)
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None if process_start_time(pid) is not None else "is no longer running"
+    if fields[0] in ("Z", "X") or (instance.start_time and fields[19] != instance.start_time):
+        return "is no longer running"
+    return None
 
 
 def _exec_failure(code: int | None, program: str, log_tail: str) -> str | None:
@@ -223,7 +126,7 @@ class LocalBackend(Backend):
             cwd=cwd,
             **kwargs,  # type: ignore[call-overload]
         )
-        _CHILDREN.append(proc)
+        adopt(proc)
         return proc
 
     def _wait(
@@ -367,6 +270,9 @@ class LocalBackend(Backend):
         instance.version = self._wait(spec, instance, proc)
         return instance
 
+    def gone(self, instance: Instance) -> str | None:
+        return _process_gone(instance)
+
     def pause(self, instance: Instance) -> None:
         if instance.pid:
             os.killpg(instance.pid, signal.SIGSTOP)
@@ -374,17 +280,3 @@ class LocalBackend(Backend):
     def resume(self, instance: Instance) -> None:
         if instance.pid:
             os.killpg(instance.pid, signal.SIGCONT)
-
-
-def which_any(names: list[str], extra_dirs: list[str]) -> str | None:
-    """The first of ``names`` found on PATH or in ``extra_dirs``."""
-    for name in names:
-        found = shutil.which(name)
-        if found:
-            return found
-    for directory in extra_dirs:
-        for name in names:
-            candidate = Path(directory) / name
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
-    return None

@@ -1,7 +1,7 @@
 """The ``faker`` fixture, in a module of its own so the plugin can register it late.
 
 Faker ships its own pytest plugin with a ``faker`` fixture (seeded with 0 in every test). Among
-plugins the one registered last wins, so :mod:`pytest_commons.fixtures.data` registers this
+plugins the one registered last wins, so :mod:`pytest_commons.data.fixtures` registers this
 module again in ``pytest_configure``, after every entry-point plugin, to make the seeded
 fixture the one tests get. Importing this module does not import faker.
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_commons import _options
 from pytest_commons.data import seeding
+from pytest_commons.plugin import options as _options
 
 if TYPE_CHECKING:
     from faker import Faker

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons import _options
-from pytest_commons._state import MISSING_KEY, get_registry
 from pytest_commons.faults import ENGINES, Engine, FaultError, Faults
 from pytest_commons.faults.model import EngineUnavailable
+from pytest_commons.plugin import options as _options
+from pytest_commons.plugin.state import MISSING_KEY, get_registry
 
 _options.register(
     _options.Option(

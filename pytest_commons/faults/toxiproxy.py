@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_commons._run import Instance, RunContext
+from pytest_commons.core.cleanup import adopt
+from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import read_tail
 from pytest_commons.faults.model import FaultError, Toxic, UnknownFault
 
-_CHILDREN: list[subprocess.Popen[bytes]] = []  # keeps Popen objects alive (no ResourceWarning)
 RECORD = "toxiproxy"
 BINARY = "toxiproxy-server"
 
@@ -57,7 +57,7 @@ class ToxiproxyEngine:
     @classmethod
     def for_run(cls, ctx: RunContext, binary: str, timeout: float) -> ToxiproxyEngine:
         """Attach to the run's server, starting it (under the run's lock) if there is none."""
-        from pytest_commons.backends.local import free_port
+        from pytest_commons.core.host import free_port
 
         with ctx.lock(RECORD):
             inst = ctx.read(RECORD)
@@ -82,7 +82,7 @@ class ToxiproxyEngine:
                         close_fds=True,
                         cwd=str(sdir),
                     )
-                    _CHILDREN.append(proc)
+                    adopt(proc)
                 except OSError as exc:
                     raise ToxiproxyError(
                         f"faults (toxiproxy engine): could not run {binary}: "
@@ -106,7 +106,7 @@ class ToxiproxyEngine:
             while not engine._alive():
                 code = proc.poll()
                 if code is not None or time.monotonic() > deadline:
-                    from pytest_commons._cleanup import kill_process_group
+                    from pytest_commons.core.cleanup import kill_process_group
 
                     kill_process_group(proc.pid, signal.SIGKILL, grace=1.0)
                     ctx.remove(RECORD)

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_commons import _options
-from pytest_commons._options import Option
 from pytest_commons.pact import _files
+from pytest_commons.plugin import options as _options
+from pytest_commons.plugin.options import Option
 
 if TYPE_CHECKING:
     from pytest_commons.pact.consumer import CommonsPact
@@ -90,7 +90,7 @@ def pact_dir(config: pytest.Config, override: str | None = None) -> Path:
 
 
 def _fragment_root(config: pytest.Config) -> Path:
-    from pytest_commons._state import get_registry
+    from pytest_commons.plugin.state import get_registry
 
     ctx = get_registry(config).ctx
     # the owner's pid: with --reuse-services the run directory is shared between runs

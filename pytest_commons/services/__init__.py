@@ -1,89 +1,35 @@
-"""The services pytest-commons knows, as plain metadata (no driver imports).
+"""The services pytest-commons serves, one package each (``pytest_commons/services/<name>/``).
 
-Each service's behaviour lives in its own module (``pytest_commons.services.<name>``), loaded
-only when a test asks for the service.
+A service package holds everything about its service: the catalogue entry ``META`` in its
+``__init__`` (no driver imports), the spec (``spec.py``: connection info, readiness probe, local
+and Docker launch), its fixtures, the object a fixture hands out, and its engine where it has
+one. :data:`REGISTERED` is the one list the plugin reads; nothing outside a service's package
+names the service. Adding one: ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+
+from pytest_commons.core.config import ServiceMeta
+
+__all__ = ["REGISTERED", "SERVICES", "ServiceMeta", "service_names"]
+
+#: the registered services, in the order the plugin lists them (``--help``, the summary line)
+REGISTERED: tuple[str, ...] = ("postgres", "redis", "mysql", "kafka", "aws", "mockserver")
 
 
-@dataclass(frozen=True)
-class ServiceMeta:
-    """What the plugin core needs to know about a service before it is used."""
-
-    name: str
-    title: str
-    spec: str  # "module:Class" of the ServiceSpec, imported lazily
-    backends: tuple[str, ...]
-    url_key: str = "url"
-    url_help: str = "URL"
-    default_image: str = ""
-    marker_help: str = ""
+def _load() -> dict[str, ServiceMeta]:
+    catalogue: dict[str, ServiceMeta] = {}
+    for name in REGISTERED:
+        meta: ServiceMeta = importlib.import_module(f"{__name__}.{name}").META
+        if meta.name != name:  # pragma: no cover - a packaging mistake, caught by the tests
+            raise RuntimeError(f"services/{name}/__init__.py declares META.name={meta.name!r}")
+        catalogue[name] = meta
+    return catalogue
 
 
-SERVICES: dict[str, ServiceMeta] = {
-    meta.name: meta
-    for meta in (
-        ServiceMeta(
-            "postgres",
-            "PostgreSQL",
-            "pytest_commons.services.postgres:PostgresSpec",
-            ("external", "docker", "local"),
-            url_help="URL (postgresql://user:password@host:port/dbname)",
-            default_image="postgres:16-alpine",
-            marker_help="the test uses the PostgreSQL service (added automatically).",
-        ),
-        ServiceMeta(
-            "redis",
-            "Redis",
-            "pytest_commons.services.redis:RedisSpec",
-            ("external", "docker", "local"),
-            url_help="URL (redis://[:password@]host:port/db)",
-            default_image="redis:7-alpine",
-            marker_help="the test uses the Redis service (added automatically).",
-        ),
-        ServiceMeta(
-            "mysql",
-            "MySQL/MariaDB",
-            "pytest_commons.services.mysql:MysqlSpec",
-            ("external", "docker", "local"),
-            url_help="URL (mysql://user:password@host:port/dbname)",
-            default_image="mariadb:11",
-            marker_help="the test uses the MySQL/MariaDB service (added automatically).",
-        ),
-        ServiceMeta(
-            "kafka",
-            "Kafka",
-            "pytest_commons.services.kafka:KafkaSpec",
-            ("external", "docker", "local"),
-            url_key="bootstrap_servers",
-            url_help="Bootstrap servers (host:port[,host:port])",
-            default_image="apache/kafka:3.8.0",
-            marker_help="the test uses the Kafka service (added automatically).",
-        ),
-        ServiceMeta(
-            "aws",
-            "AWS (LocalStack contract)",
-            "pytest_commons.services.aws:AwsSpec",
-            ("external", "docker", "local"),
-            url_key="endpoint_url",
-            url_help="Endpoint URL (http://host:port)",
-            default_image="localstack/localstack:3",
-            marker_help="the test uses the AWS service (added automatically).",
-        ),
-        ServiceMeta(
-            "mockserver",
-            "MockServer",
-            "pytest_commons.services.mockserver:MockServerSpec",
-            ("external", "docker", "local"),
-            url_help="URL (http://host:port)",
-            default_image="mockserver/mockserver:5.15.0",
-            marker_help="the test uses the MockServer service (added automatically).",
-        ),
-    )
-}
+SERVICES: dict[str, ServiceMeta] = _load()
 
 
 def service_names() -> list[str]:

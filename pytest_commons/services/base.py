@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pytest_commons._settings import Settings
+from pytest_commons.plugin.settings import Settings
 from pytest_commons.services import SERVICES, ServiceMeta
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "token"})

@@ -1,7 +1,7 @@
 """SQLAlchemy helpers behind the ``sql_db`` fixture: URLs, engines, schema, rollback isolation.
 
 Imported only when a test asks for ``sql_db`` (SQLAlchemy is a heavy import). Everything here
-works on an already running server; the fixtures in :mod:`pytest_commons.fixtures.sql` decide
+works on an already running server; the fixtures in :mod:`pytest_commons.sql.fixtures` decide
 which server and which database.
 """
 

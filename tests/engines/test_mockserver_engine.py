@@ -36,8 +36,8 @@ from mockserver import (  # noqa: E402
     VerificationTimes,
 )
 
-from pytest_commons.engines.mockserver import MockServerEngine  # noqa: E402
-from pytest_commons.services.mockserver import open_client  # noqa: E402
+from pytest_commons.services.mockserver.engine import MockServerEngine  # noqa: E402
+from pytest_commons.services.mockserver.spec import open_client  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_commons.engines.mockserver import MockServerEngine
-from pytest_commons.engines.mockserver.__main__ import EngineHub
+from pytest_commons.services.mockserver.engine import MockServerEngine
+from pytest_commons.services.mockserver.engine.__main__ import EngineHub
 from tests.helpers import JavaMockServer, mockserver_engine_name
+
+ENGINE = "pytest_commons.services.mockserver.engine"
 
 
 @pytest.fixture(scope="module")
@@ -1434,7 +1436,7 @@ def test_hub_refuses_bad_claims(hub: EngineHub) -> None:
 
 def test_hub_process_refuses_a_non_loopback_host() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_commons.engines.mockserver", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "pytest_commons.services.mockserver.engine", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -1445,7 +1447,7 @@ def test_hub_process_refuses_a_non_loopback_host() -> None:
 
 def test_hub_process_stops_on_the_control_plane() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest_commons.engines.mockserver", "--max-log-entries", "10"],
+        [sys.executable, "-m", ENGINE, "--max-log-entries", "10"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

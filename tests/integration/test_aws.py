@@ -13,9 +13,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from pytest_commons.aws import Aws, AwsWorker, worker_account
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.aws import AwsInfo, AwsSpec
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.aws.client import Aws, AwsWorker, worker_account
+from pytest_commons.services.aws.spec import AwsInfo, AwsSpec
 
 
 def _names(buckets: dict[str, Any]) -> list[str]:

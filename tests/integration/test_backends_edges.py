@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._cleanup import run_containers, stop_instance, sweep_run_containers
-from pytest_commons._run import RunContext
-from pytest_commons._settings import Settings
 from pytest_commons.backends.docker import DockerBackend
 from pytest_commons.backends.local import LocalBackend
+from pytest_commons.core.cleanup import run_containers, stop_instance, sweep_run_containers
+from pytest_commons.core.run import RunContext
 from pytest_commons.errors import ProbeRefused, ServiceStartError
+from pytest_commons.plugin.settings import Settings
 from pytest_commons.services.base import DockerLaunch
-from pytest_commons.services.redis import RedisInfo, RedisSpec
+from pytest_commons.services.redis.spec import RedisInfo, RedisSpec
 from tests.integration.test_docker_backend import LOCAL_IMAGES, require_local_images
 
 REDIS_IMAGE = LOCAL_IMAGES["redis"]

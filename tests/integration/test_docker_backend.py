@@ -1,6 +1,6 @@
 """The docker backend for real: the same integration suites on containers, and its errors.
 
-Images come from ``scripts/build-test-images.sh`` (there is no registry here). Without a Docker
+Images come from ``containers/build.sh`` (there is no registry here). Without a Docker
 engine or the images these tests skip with the reason; under CI they fail instead, because
 ``.ci/run`` installs the engine and builds the images.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._cleanup import run_containers
+from pytest_commons.core.cleanup import run_containers
 from tests.helpers import commons_cli
 
 HERE = Path(__file__).parent
@@ -36,25 +36,33 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def require_local_images(*services: str) -> dict[str, str]:
-    """Environment selecting the locally built images of ``services`` (all by default);
-    skips (fails under CI) when Docker or one of them is absent."""
+def docker_images_present(images: list[str]) -> str | None:
+    """Why ``images`` cannot run here (no Docker engine, or images not built), or None."""
     from pytest_commons.backends.docker import docker_engine_unreachable
 
     problem = docker_engine_unreachable()
     if problem:
-        _missing(f"{problem}: start Docker (bash scripts/install-docker.sh)")
+        return f"{problem}: start Docker (bash scripts/install-docker.sh)"
     present = subprocess.run(
         ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.split()
-    wanted = {svc: LOCAL_IMAGES[svc] for svc in services or LOCAL_IMAGES}
-    absent = [img for img in wanted.values() if img not in present]
+    absent = [img for img in images if img not in present]
     if absent:
-        what = f"images {absent} are" if len(wanted) > 1 else f"image {absent[0]} is"
-        _missing(f"{what} not built (bash scripts/build-test-images.sh)")
+        what = f"images {absent} are" if len(absent) > 1 else f"image {absent[0]} is"
+        return f"{what} not built (bash containers/build.sh)"
+    return None
+
+
+def require_local_images(*services: str) -> dict[str, str]:
+    """Environment selecting the locally built images of ``services`` (all by default);
+    skips (fails under CI) when Docker or one of them is absent."""
+    wanted = {svc: LOCAL_IMAGES[svc] for svc in services or LOCAL_IMAGES}
+    problem = docker_images_present(list(wanted.values()))
+    if problem:
+        _missing(problem)
     return {f"PYTEST_COMMONS_{svc.upper()}_IMAGE": img for svc, img in wanted.items()}
 
 
@@ -314,7 +322,7 @@ def test_container_exiting_during_start_quotes_its_log(
 
 
 def _kept_containers(runtime: Path) -> list[str]:
-    from pytest_commons._run import REUSE_DIR, RunContext
+    from pytest_commons.core.run import REUSE_DIR, RunContext
 
     base = runtime / f"pytest-commons-{os.getuid()}" / REUSE_DIR
     # one kept context per service and configuration, each with its own label
@@ -357,8 +365,8 @@ def test_removing_by_label_removes_only_the_labelled_containers() -> None:
     containers, only the one with this run's id *and* this service goes."""
     import uuid
 
-    from pytest_commons._settings import Settings
     from pytest_commons.backends.docker import RUN_LABEL, SERVICE_LABEL, DockerBackend
+    from pytest_commons.plugin.settings import Settings
 
     image = require_local_images("redis")["PYTEST_COMMONS_REDIS_IMAGE"]
     run, other_run = f"run-{uuid.uuid4().hex[:8]}", f"run-{uuid.uuid4().hex[:8]}"
@@ -405,7 +413,7 @@ def test_mockserver_engine_choice_picks_the_docker_image(
     (it ran the real MockServer's image, whatever the engine said); an explicit
     ``--mockserver-image`` still wins."""
     from pytest_commons.backends.docker import docker_engine_unreachable
-    from pytest_commons.services.mockserver import ENGINE_IMAGE
+    from pytest_commons.services.mockserver.spec import ENGINE_IMAGE
 
     problem = docker_engine_unreachable()
     if problem:
@@ -414,7 +422,7 @@ def test_mockserver_engine_choice_picks_the_docker_image(
         ["docker", "images", "-q", ENGINE_IMAGE], capture_output=True, text=True, check=False
     ).stdout.strip()
     if not present:
-        _missing(f"image {ENGINE_IMAGE} is not built (bash scripts/build-test-images.sh)")
+        _missing(f"image {ENGINE_IMAGE} is not built (bash containers/build.sh)")
     pytester.makepyfile(
         "def test_engine(mockserver_service):\n"
         "    print('ENGINE', mockserver_service.version)\n"

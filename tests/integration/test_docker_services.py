@@ -2,7 +2,7 @@
 
 Same shape as ``test_docker_backend.py::test_integration_suite_passes_on_docker``: the suite
 runs in a child pytest with ``--<svc>-backend=docker`` and must pass. Images come from
-``scripts/build-test-images.sh`` (no registry here): ``pytest-commons/kafka:4.1.1`` (Apache
+``containers/build.sh`` (no registry here): ``pytest-commons/kafka:4.1.1`` (Apache
 Kafka from the pinned jars: every test runs) and ``pytest-commons/kafka:tansu`` (Tansu, so the
 tests that require what Tansu lacks skip, keyed off the broker, not the backend),
 ``pytest-commons/localstack:moto`` (moto behind the LocalStack contract) and
@@ -92,7 +92,7 @@ def test_integration_suite_passes_on_docker(
         pytest.skip(f"{suite.name} is not part of this tree")
     image = IMAGES[variant]
     if image not in present_images:
-        _missing(f"image {image} is not built (bash scripts/build-test-images.sh)")
+        _missing(f"image {image} is not built (bash containers/build.sh)")
     deselect = [
         arg
         for name in DESELECT[variant]
@@ -141,10 +141,10 @@ def test_kafka_on_the_tansu_image_is_treated_as_tansu(
     lacks the same features as the local Tansu (what the deselected test should say)."""
     image = IMAGES["kafka-tansu"]
     if image not in present_images:
-        _missing(f"image {image} is not built (bash scripts/build-test-images.sh)")
+        _missing(f"image {image} is not built (bash containers/build.sh)")
     clean_env.setenv("PYTEST_COMMONS_KAFKA_IMAGE", image)
     pytester.makepyfile("""
-        from pytest_commons.kafka import FEATURES, kafka_requires
+        from pytest_commons.services.kafka.client import FEATURES, kafka_requires
 
         def test_flavour(kafka, kafka_service):
             assert kafka_service.backend == "docker"

@@ -346,7 +346,7 @@ def test_every_service_through_a_proxy_and_down(faults: Faults, service: str) ->
 
 
 def test_a_service_that_is_not_there_closes_the_client(faults: Faults) -> None:
-    from pytest_commons.backends.local import free_port
+    from pytest_commons.core.host import free_port
 
     nowhere = faults.proxy(("127.0.0.1", free_port()))
     sock = socket.create_connection(nowhere.address, timeout=10)

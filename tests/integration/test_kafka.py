@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_commons.kafka import FEATURES, Kafka, KafkaWorker, kafka_requires
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.kafka import KafkaInfo, KafkaSpec, kafka_metadata
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.kafka.client import FEATURES, Kafka, KafkaWorker, kafka_requires
+from pytest_commons.services.kafka.spec import KafkaInfo, KafkaSpec, kafka_metadata
 
 
 def test_service_reports_broker(kafka_service: ServiceHandle[KafkaInfo]) -> None:

@@ -77,11 +77,11 @@ def _make_project(root: Path, revisions: Revisions, env_py: str) -> Path:
 def _mysql_db(request: pytest.FixtureRequest, name: str) -> Iterator[str]:
     import importlib.util
 
-    if importlib.util.find_spec("pytest_commons.services.mysql") is None:
+    if importlib.util.find_spec("pytest_commons.services.mysql.spec") is None:
         pytest.skip("this pytest-commons has no MySQL service module")
     import pymysql
 
-    from pytest_commons._state import service_handle
+    from pytest_commons.plugin.state import service_handle
 
     info = service_handle(request, "mysql").info
     conn = pymysql.connect(

@@ -28,8 +28,8 @@ from mockserver import (
     VerificationTimes,
 )
 
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.mockserver import MockServerInfo, MockServerSpec
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.mockserver.spec import MockServerInfo, MockServerSpec
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._java import FetchError, MavenArtifact, fetch, java_binary, java_major
-from pytest_commons._settings import Settings
-from pytest_commons.services.mockserver import MOCKSERVER_JAR, MockServerSpec
+from pytest_commons.core.java import FetchError, MavenArtifact, fetch, java_binary, java_major
+from pytest_commons.plugin.settings import Settings
+from pytest_commons.services.mockserver.spec import MOCKSERVER_JAR, MockServerSpec
 from tests.helpers import commons_cli
 
 
@@ -23,7 +23,7 @@ def test_auto_takes_the_engine_without_the_jar(tmp_path: Path) -> None:
     assert engine == "commons"
     assert "not in the cache" in why or "Java" in why
     assert spec.local_unavailable() is None  # the engine always serves
-    assert "pytest_commons.engines.mockserver" in spec.local_launch(tmp_path, 1, None).argv
+    assert "pytest_commons.services.mockserver.engine" in spec.local_launch(tmp_path, 1, None).argv
 
 
 def test_java_without_the_jar_is_unavailable_with_the_remedy(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_fetch_cli_and_doctor_name_the_engine(tmp_path: Path) -> None:
 def test_fetch_builds_a_class_archive_that_the_launch_uses(tmp_path: Path) -> None:
     """The class-data archive made after the fetch is used by the next start (and a start
     with it answers the probe)."""
-    from pytest_commons.services.mockserver import build_class_archive, class_archive
+    from pytest_commons.services.mockserver.spec import build_class_archive, class_archive
 
     binary = java_binary()
     real_jar = MOCKSERVER_JAR.cached(Settings.from_env().cache_dir())

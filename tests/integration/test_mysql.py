@@ -10,10 +10,10 @@ from typing import Any
 import pymysql
 import pytest
 
-from pytest_commons._state import get_registry
-from pytest_commons.fixtures.mysql import OWNERS_DB, MysqlDatabase
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.mysql import MysqlInfo, MysqlSpec
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.plugin.state import get_registry
+from pytest_commons.services.mysql.fixtures import OWNERS_DB, MysqlDatabase
+from pytest_commons.services.mysql.spec import MysqlInfo, MysqlSpec
 
 SCHEMA = """
 CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100) UNIQUE NOT NULL);
@@ -348,7 +348,7 @@ def test_external_backend_with_wrong_password_fails_with_remedy(
 
 
 def test_an_object_that_cannot_be_copied_is_named(mysql: MysqlDatabase) -> None:
-    from pytest_commons.fixtures.mysql import SchemaCopyError, _show_create
+    from pytest_commons.services.mysql.fixtures import SchemaCopyError, _show_create
 
     conn = mysql.connect()
     with conn.cursor() as cur, pytest.raises(SchemaCopyError, match="procedure gone_away"):

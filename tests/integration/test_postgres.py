@@ -11,9 +11,9 @@ import psycopg
 import psycopg.sql
 import pytest
 
-from pytest_commons.fixtures.postgres import PostgresDatabase
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.postgres import PostgresInfo
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.postgres.fixtures import PostgresDatabase
+from pytest_commons.services.postgres.spec import PostgresInfo
 
 
 @pytest.fixture(scope="session")

@@ -18,19 +18,19 @@ from typing import Any
 
 import pytest
 
-from pytest_commons._cleanup import stop_all
-from pytest_commons._options import OPTIONS
-from pytest_commons._run import Instance, RunContext, process_start_time
-from pytest_commons._settings import Settings
-from pytest_commons.aws import Aws
 from pytest_commons.backends.local import LocalBackend
+from pytest_commons.core.cleanup import stop_all
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.core.run import Instance, RunContext, process_start_time
 from pytest_commons.errors import BackendUnavailable, ProbeRefused, ServiceStartError
-from pytest_commons.kafka import Kafka
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.aws import AwsInfo
-from pytest_commons.services.mysql import MysqlSpec
-from pytest_commons.services.postgres import PostgresInfo, PostgresSpec
-from pytest_commons.services.redis import RedisInfo, RedisSpec, claim_value
+from pytest_commons.plugin.options import OPTIONS
+from pytest_commons.plugin.settings import Settings
+from pytest_commons.services.aws.client import Aws
+from pytest_commons.services.aws.spec import AwsInfo
+from pytest_commons.services.kafka.client import Kafka
+from pytest_commons.services.mysql.spec import MysqlSpec
+from pytest_commons.services.postgres.spec import PostgresInfo, PostgresSpec
+from pytest_commons.services.redis.spec import RedisInfo, RedisSpec, claim_value
 from tests.helpers import fake_binary
 
 pytestmark = pytest.mark.usefixtures("outer_services_settled")
@@ -189,7 +189,7 @@ def test_logs_of_a_server_whose_log_is_gone_are_empty(run: RunContext) -> None:
 # --- external backend: a URL that points at the wrong thing ------------------------------------
 def closed_port() -> int:
     """A loopback port nothing listens on (bound a moment ago, then released)."""
-    from pytest_commons.backends.local import free_port
+    from pytest_commons.core.host import free_port
 
     return free_port()
 
@@ -197,7 +197,7 @@ def closed_port() -> int:
 def start_external(run: RunContext, service: str, url: str, timeout: str = "5") -> str:
     """Start ``service`` on the external backend with ``url``; the error message if it fails."""
     from pytest_commons.backends.external import ExternalBackend
-    from pytest_commons.registry import load_spec
+    from pytest_commons.core.registry import load_spec
     from pytest_commons.services import SERVICES
 
     cfg = settings(**{f"{service}_{SERVICES[service].url_key}": url}, service_start_timeout=timeout)
@@ -250,8 +250,8 @@ def test_kafka_broker_advertising_an_unreachable_listener_is_refused(
     tells clients to go to an address nobody can reach."""
     import subprocess
 
-    from pytest_commons.backends.local import free_port
-    from pytest_commons.services.kafka import KafkaSpec
+    from pytest_commons.core.host import free_port
+    from pytest_commons.services.kafka.spec import KafkaSpec
 
     tansu, why = KafkaSpec(settings()).tansu_binary()
     if tansu is None:
@@ -315,8 +315,8 @@ def test_malformed_external_urls_name_the_setting_and_the_problem(
     run: RunContext, service: str, url: str, problem: str
 ) -> None:
     from pytest_commons.backends.external import ExternalBackend
+    from pytest_commons.core.registry import load_spec
     from pytest_commons.errors import ConfigError
-    from pytest_commons.registry import load_spec
     from pytest_commons.services import SERVICES
 
     key = f"{service}_{SERVICES[service].url_key}"
@@ -330,8 +330,8 @@ def test_malformed_external_urls_name_the_setting_and_the_problem(
 
 
 def test_unknown_service_name_lists_the_known_ones() -> None:
+    from pytest_commons.core.registry import load_spec
     from pytest_commons.errors import ConfigError
-    from pytest_commons.registry import load_spec
 
     with pytest.raises(ConfigError) as caught:
         load_spec("postgress", settings())
@@ -347,7 +347,7 @@ def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisInfo]]:
     import subprocess
 
     from pytest_commons.backends.base import wait_ready
-    from pytest_commons.backends.local import free_port
+    from pytest_commons.core.host import free_port
 
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -506,7 +506,7 @@ def test_redis_claims_of_dead_runs_are_collected_and_live_ones_kept(
 
     import redis as redis_py
 
-    from pytest_commons.services.redis import CLAIM_STALE_SECONDS
+    from pytest_commons.services.redis.spec import CLAIM_STALE_SECONDS
 
     info = redis_server("--databases", "8")
     spec = RedisSpec(settings())
@@ -731,7 +731,7 @@ def test_tarball_layout_passes_its_basedir_to_the_install_script(
 )
 def test_can_the_server_user_execute(run: RunContext, mode: int, owner: str, allowed: bool) -> None:
     """The check behind "the server user cannot execute ..." (owner, group and other bits)."""
-    from pytest_commons.services.mysql import _can_execute
+    from pytest_commons.services.mysql.spec import _can_execute
 
     if os.geteuid() != 0:
         pytest.skip("needs root to hand files to other users")
@@ -756,7 +756,7 @@ def test_moto_enforcing_iam_refuses_the_dummy_credentials_at_once(
     """moto with authentication switched on (as a shared emulator may run) rejects the
     LocalStack dummy keys: the start ends with the refusal, not a timeout. (``aws_service``:
     the session's own moto is up before the switch goes into the environment.)"""
-    from pytest_commons.services.aws import AwsSpec
+    from pytest_commons.services.aws.spec import AwsSpec
 
     monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "0")  # read by the moto server
     cfg = settings(service_start_timeout="60")
@@ -768,7 +768,7 @@ def test_moto_enforcing_iam_refuses_the_dummy_credentials_at_once(
 
 
 def test_moto_launcher_extensions_refuse_bad_requests(aws_service: ServiceHandle[AwsInfo]) -> None:
-    from pytest_commons.services.aws import EXT_PREFIX, AwsSpec, _http
+    from pytest_commons.services.aws.spec import EXT_PREFIX, AwsSpec, _http
 
     if not aws_service.owned:
         pytest.skip("the extensions belong to the plugin's own moto launcher")
@@ -787,12 +787,23 @@ def test_moto_launcher_extensions_refuse_bad_requests(aws_service: ServiceHandle
     assert json.loads(body) == {"error": f"unknown path {EXT_PREFIX}/nothing-here"}
 
 
+MOTO_LAUNCHER = "pytest_commons.services.aws.moto"
+
+
 def test_moto_launcher_binds_loopback_only() -> None:
     import subprocess
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_commons.services.aws", "--host", "0.0.0.0", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "pytest_commons.services.aws.moto",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -804,8 +815,8 @@ def test_moto_launcher_binds_loopback_only() -> None:
 
 def test_endpoint_without_the_launcher_is_plain_aws_compatible(run: RunContext) -> None:
     """Nothing answers the flavour and extension checks: no per-account reset is assumed."""
-    from pytest_commons.services.aws import AwsInfo as Info
-    from pytest_commons.services.aws import AwsSpec
+    from pytest_commons.services.aws.spec import AwsInfo as Info
+    from pytest_commons.services.aws.spec import AwsSpec
 
     info = Info(host="127.0.0.1", port=closed_port())
     spec = AwsSpec(settings())
@@ -824,7 +835,7 @@ def test_presigned_urls_act_in_the_account_of_their_access_key(
     import boto3
     from botocore.config import Config
 
-    from pytest_commons.services.aws import AwsSpec
+    from pytest_commons.services.aws.spec import AwsSpec
 
     if not aws_service.owned:
         pytest.skip("per-access-key accounts are the plugin's moto launcher's")
@@ -856,9 +867,9 @@ def test_presigned_urls_act_in_the_account_of_their_access_key(
 def tracked_aws(aws_service: ServiceHandle[AwsInfo]) -> Iterator[Callable[..., Aws]]:
     """``Aws`` views with the tracked-deletion strategy (the one used on endpoints without the
     launcher's account reset), each in an account of its own on the real moto server."""
-    from pytest_commons.aws import Aws as AwsView
-    from pytest_commons.aws import AwsWorker, worker_account
-    from pytest_commons.services.aws import AwsSpec
+    from pytest_commons.services.aws.client import Aws as AwsView
+    from pytest_commons.services.aws.client import AwsWorker, worker_account
+    from pytest_commons.services.aws.spec import AwsSpec
 
     spec = aws_service.spec
     assert isinstance(spec, AwsSpec)
@@ -1021,7 +1032,7 @@ async def test_aconsume_failure_lists_what_arrived(kafka: Kafka) -> None:
 # --- finding the tansu broker ------------------------------------------------------------------
 @pytest.fixture
 def real_tansu() -> str:
-    from pytest_commons.services.kafka import KafkaSpec
+    from pytest_commons.services.kafka.spec import KafkaSpec
 
     path, why = KafkaSpec(settings()).tansu_binary()
     if path is None:
@@ -1050,7 +1061,7 @@ def test_tansu_on_path_serves_when_the_wheel_has_none(
     real_tansu: str,
     broken_wheel: Path,
 ) -> None:
-    from pytest_commons.services.kafka import KafkaSpec
+    from pytest_commons.services.kafka.spec import KafkaSpec
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -1067,7 +1078,7 @@ def test_tansu_on_path_serves_when_the_wheel_has_none(
 def test_no_tansu_anywhere_says_how_to_get_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken_wheel: Path
 ) -> None:
-    from pytest_commons.services.kafka import KafkaSpec
+    from pytest_commons.services.kafka.spec import KafkaSpec
 
     minimal_path(monkeypatch, tmp_path / "bin")
     reason, remedy = KafkaSpec(settings(kafka_engine="tansu")).local_unavailable() or ("", "")
@@ -1082,7 +1093,7 @@ def test_tansu_that_lost_its_exec_bit_runs_from_a_private_copy(
     """Some installers drop the executable bit of files in wheels."""
     import shutil
 
-    from pytest_commons.services.kafka import KafkaSpec
+    from pytest_commons.services.kafka.spec import KafkaSpec
 
     shutil.copyfile(real_tansu, broken_wheel / "bin" / "tansu")  # mode 0644
     cfg = settings(commons_cache_dir=str(tmp_path / "cache"), kafka_engine="tansu")
@@ -1101,7 +1112,7 @@ def test_server_binary_for_another_machine_is_reported_not_raised(
     run: RunContext, tmp_path: Path
 ) -> None:
     """An executable the kernel cannot run (another architecture, a truncated download)."""
-    from pytest_commons.services.kafka import KafkaSpec
+    from pytest_commons.services.kafka.spec import KafkaSpec
 
     foreign = tmp_path / "tansu"
     foreign.write_bytes(b"\x7fELF\x02\x01\x01 truncated download")
@@ -1120,7 +1131,7 @@ def test_server_binary_for_another_machine_is_reported_not_raised(
 def test_postgres_rollback_connection_outside_a_test_transaction_is_plain_psycopg(
     postgres: Any,
 ) -> None:
-    from pytest_commons.fixtures.postgres import rollback_connection_class
+    from pytest_commons.services.postgres.fixtures import rollback_connection_class
 
     with (
         rollback_connection_class().connect(postgres.dsn) as conn,

@@ -4,7 +4,7 @@ cosmic-ray mutates whole modules; the isolation and safety code is a few functio
 modules, so each config lists them in a ``[commons-scope]`` table::
 
     [commons-scope]
-    "pytest_commons/services/aws.py" = ["is_loopback", "check_endpoint_host"]
+    "pytest_commons/services/aws/spec.py" = ["is_loopback", "check_endpoint_host"]
 
 Every mutant whose line is outside those functions (qualified names: ``Class.method``,
 ``outer.<locals>.inner`` as ``outer.inner``) is marked SKIPPED, so ``cosmic-ray exec`` runs

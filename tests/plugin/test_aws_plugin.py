@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._settings import Settings
-from pytest_commons.backends.local import free_port
+from pytest_commons.core.host import free_port
 from pytest_commons.errors import ConfigError
-from pytest_commons.services.aws import AwsSpec
+from pytest_commons.plugin.settings import Settings
+from pytest_commons.services.aws.spec import AwsSpec
 
 AWS_TEST = """
 def test_aws(aws):

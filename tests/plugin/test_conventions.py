@@ -18,7 +18,7 @@ def test_redis(redis):
 RECORD_STARTS = """
 import json, os
 import pytest
-from pytest_commons._state import REGISTRY_KEY
+from pytest_commons.plugin.state import REGISTRY_KEY
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config):
@@ -209,7 +209,7 @@ def test_help_lists_service_options_first_and_the_coverage_gate_apart(
 
 
 PROGRESS_TEST = """
-from pytest_commons import _progress
+from pytest_commons.plugin import progress as _progress
 
 def test_noisy_and_failing():
     _progress.notice("commons: pulling image example/img:1 for redis …")

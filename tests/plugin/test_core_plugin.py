@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.postgres import PostgresInfo
-from pytest_commons.services.redis import RedisInfo
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.postgres.spec import PostgresInfo
+from pytest_commons.services.redis.spec import RedisInfo
 from tests.helpers import fake_binary
 
 PG_TEST = """

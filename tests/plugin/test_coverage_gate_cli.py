@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_commons import cli
-from pytest_commons._run import runtime_root
+from pytest_commons.core.run import runtime_root
 from pytest_commons.coverage_gate import format_table
 
 pytest.importorskip("pytest_cov")
@@ -442,7 +442,7 @@ def test_doctor_reports_a_service_module_that_cannot_be_imported(
     own_runtime: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # a broken installation: the Kafka service module fails to import
-    clean_env.setitem(sys.modules, "pytest_commons.services.kafka", None)
+    clean_env.setitem(sys.modules, "pytest_commons.services.kafka.spec", None)
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_BINDIR", "/nonexistent")
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -142,7 +142,7 @@ def test_reuse_never_keeps_an_external_server(
     clean_env: pytest.MonkeyPatch,
     redis_service: object,
 ) -> None:
-    from pytest_commons.registry import ServiceHandle
+    from pytest_commons.core.registry import ServiceHandle
 
     assert isinstance(redis_service, ServiceHandle)
     info = redis_service.info
@@ -181,7 +181,7 @@ def test_an_unusable_cache_directory_does_not_break_a_run(pytester: pytest.Pytes
 
 
 def test_fixtures_without_the_plugin_say_it_is_disabled(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["pytest_commons.fixtures.redis"]\n')
+    pytester.makeconftest('pytest_plugins = ["pytest_commons.services.redis.fixtures"]\n')
     pytester.makepyfile(REDIS_TESTS.format(count=1))
     result = pytester.runpytest_subprocess("-p", "no:commons", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
@@ -295,7 +295,7 @@ def test_postgres_schema_from_a_file_or_code_and_a_closed_rollback_connection(
 # using the default (no schema) would change what later modules' overrides get.
 MYSQL_SUITE = """
 import pytest
-from pytest_commons.fixtures.mysql import rollback_connection_class
+from pytest_commons.services.mysql.fixtures import rollback_connection_class
 
 
 def count(conn, table):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons.services.mysql import MysqlSpec
-from pytest_commons.services.postgres import PostgresSpec
-from pytest_commons.services.redis import RedisSpec
+from pytest_commons.services.mysql.spec import MysqlSpec
+from pytest_commons.services.postgres.spec import PostgresSpec
+from pytest_commons.services.redis.spec import RedisSpec
 
 # the inner suites' tests run in the order written: that is what they are about
 ORDERED = ("-p", "no:randomly", "-p", "no:cacheprovider", "-v")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._settings import Settings
-from pytest_commons.backends.local import free_port
-from pytest_commons.services import kafka_dist
-from pytest_commons.services.kafka import APACHE_SOFTWARE, KafkaSpec, kafka_metadata
+from pytest_commons.core.host import free_port
+from pytest_commons.plugin.settings import Settings
+from pytest_commons.services.kafka import dist as kafka_dist
+from pytest_commons.services.kafka.spec import APACHE_SOFTWARE, KafkaSpec, kafka_metadata
 
 ENGINE_VERSION = {"tansu": "tansu 0.6.0", "apache": APACHE_SOFTWARE}
 
@@ -333,7 +333,7 @@ def test_probe_refuses_a_non_kafka_server(tmp_path: Path) -> None:
 
 REQUIRES_TESTS = """
 import pytest
-from pytest_commons.kafka import kafka_requires
+from pytest_commons.services.kafka.client import kafka_requires
 
 @pytest.mark.requires(kafka="transactions")
 def test_needs_transactions(kafka):

@@ -69,7 +69,7 @@ def test_a_role_without_createdb_gets_a_clear_message(
 def test_a_timed_out_request_has_a_reason() -> None:
     """A future that times out raises a TimeoutError whose message is empty: the topic error
     read "failed: " and nothing more."""
-    from pytest_commons.kafka import _reason
+    from pytest_commons.services.kafka.client import _reason
 
     with pytest.raises(TimeoutError) as caught:
         Future[None]().result(0.01)

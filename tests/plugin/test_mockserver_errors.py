@@ -16,9 +16,9 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from pytest_commons.engines.mockserver import MockServerEngine
 from pytest_commons.errors import NotReady, ProbeRefused
-from pytest_commons.services.mockserver import MockServerInfo, MockServerSpec
+from pytest_commons.services.mockserver.engine import MockServerEngine
+from pytest_commons.services.mockserver.spec import MockServerInfo, MockServerSpec
 
 
 @pytest.fixture
@@ -229,7 +229,7 @@ def test_a_hub_that_hands_out_no_engine_fails_with_its_answer(
 def hub_process() -> Iterator[str]:
     """The engine process of the local backend, started by hand (an external hub)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest_commons.engines.mockserver"],
+        [sys.executable, "-m", "pytest_commons.services.mockserver.engine"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mockserver import HttpRequest, VerificationTimes
 
-from pytest_commons.engines.mockserver import MockServerEngine
-from pytest_commons.services.mockserver import open_client
+from pytest_commons.services.mockserver.engine import MockServerEngine
+from pytest_commons.services.mockserver.spec import open_client
 
 # which fixture served `mockserver`: ours needs mockserver_service, theirs only mockserver_server
 WHOSE = """
@@ -415,7 +415,7 @@ RESTART = """
 import httpx
 from mockserver import HttpRequest, HttpResponse
 
-from pytest_commons.services.mockserver import open_client
+from pytest_commons.services.mockserver.spec import open_client
 
 def test_restart_keeps_the_port_and_serves(mockserver_service):
     assert mockserver_service.backend == "local"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._run import runtime_root
-from pytest_commons.services.mysql import MysqlSpec
+from pytest_commons.core.run import runtime_root
+from pytest_commons.services.mysql.spec import MysqlSpec
 
 MYSQL_TEST = """
 def test_mysql(mysql):
@@ -158,7 +158,7 @@ def test_malformed_url_is_a_usage_error(
 def test_refused_external_server_fails_at_once_with_remedy(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
-    from pytest_commons.backends.local import free_port
+    from pytest_commons.core.host import free_port
 
     clean_env.setenv("PYTEST_COMMONS_MYSQL_URL", f"mysql://root@127.0.0.1:{free_port()}/")
     pytester.makepyfile(MYSQL_TEST)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.postgres import PostgresInfo
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.postgres.spec import PostgresInfo
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -96,3 +96,5 @@ def test_after_app_commit(postgres_tx):
             "*postgres_tx: the test ended the fixture's transaction itself (a raw COMMIT*",
         ]
     )
+    # the message alone, not a traceback into the plugin's fixture code
+    assert "pytest_commons/services/postgres/fixtures.py" not in result.stdout.str()

@@ -175,6 +175,21 @@ def test_doctor_reports_every_service_and_backend(
     )
 
 
+def test_doctor_reads_the_ini_file_as_a_test_run_does(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nredis_backend = external\nredis_image = nope/redis:0\n")
+    bad = commons_cli("doctor")  # run where the ini is, like pytest
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "asked for (redis_backend=external): redis CANNOT be served here" in bad.stdout
+    report = json.loads(commons_cli("doctor", "--json").stdout)
+    assert report["asked"]["redis"]["servable"] is False
+    assert "nope/redis:0" in report["services"]["redis"]["backends"]["docker"]["reason"]
+    # the environment still wins over the ini
+    clean_env.setenv("PYTEST_COMMONS_REDIS_BACKEND", "local")
+    assert commons_cli("doctor").returncode == 0
+
+
 def test_cli_version() -> None:
     from pytest_commons import __version__
 

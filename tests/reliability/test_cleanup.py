@@ -18,7 +18,7 @@ HOLDING_TEST = """
 import json, os, time
 
 def test_hold(postgres, redis, postgres_service, redis_service, request):
-    from pytest_commons._state import get_registry
+    from pytest_commons.plugin.state import get_registry
     ctx = get_registry(request.config).ctx
     state = {{
         "pids": [postgres_service.instance.pid, redis_service.instance.pid],
@@ -161,7 +161,7 @@ def test_both(postgres, redis, postgres_service, redis_service):
 
 
 def test_a_normal_run_leaves_no_run_directory(tmp_path: Path) -> None:
-    from pytest_commons._run import runtime_root
+    from pytest_commons.core.run import runtime_root
 
     (tmp_path / "test_one.py").write_text("def test_one(redis):\n    assert redis.ping()\n")
     proc = subprocess.Popen(
@@ -181,7 +181,7 @@ HOLDING_MOCKSERVER = """
 import json, os, time
 
 def test_hold(mockserver, mockserver_service, request):
-    from pytest_commons._state import get_registry
+    from pytest_commons.plugin.state import get_registry
     assert mockserver_service.version.startswith("mockserver "), mockserver_service.version
     state = {{
         "pids": [mockserver_service.instance.pid],

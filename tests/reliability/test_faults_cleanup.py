@@ -22,7 +22,7 @@ import pytest
 
 @pytest.mark.parametrize("faults_engine", ["builtin", "toxiproxy"])
 def test_hold(faults, faults_engine, redis_url, request):
-    from pytest_commons._state import get_registry
+    from pytest_commons.plugin.state import get_registry
     ctx = get_registry(request.config).ctx
     proxy = faults.proxy("redis")
     proxy.latency(10)

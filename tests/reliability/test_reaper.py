@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._reaper import reap
-from pytest_commons._run import Instance, RunContext, process_start_time, runtime_root, stale_runs
 from pytest_commons.backends.base import wait_ready
-from pytest_commons.backends.local import free_port
-from pytest_commons.services.redis import RedisInfo, RedisSpec
+from pytest_commons.core.host import free_port
+from pytest_commons.core.reaper import reap
+from pytest_commons.core.run import (
+    Instance,
+    RunContext,
+    process_start_time,
+    runtime_root,
+    stale_runs,
+)
+from pytest_commons.services.redis.spec import RedisInfo, RedisSpec
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("outer_services_settled")]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._run import _WATCH_SH, Instance, RunContext, process_start_time
+from pytest_commons.core.run import _WATCH_SH, Instance, RunContext, process_start_time
 
 
 def _watch_cmd(kind: str, owner: int, run_dir: Path) -> list[str]:
@@ -30,7 +30,7 @@ def _watch_cmd(kind: str, owner: int, run_dir: Path) -> list[str]:
             str(run_dir),
             sys.executable,
         ]
-    return [sys.executable, "-m", "pytest_commons._reaper", "--watch", str(owner), str(run_dir)]
+    return [sys.executable, "-m", "pytest_commons.core.reaper", "--watch", str(owner), str(run_dir)]
 
 
 def _gone(pid: int) -> bool:

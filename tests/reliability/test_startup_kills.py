@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._reaper import CREATING_GRACE_SECONDS
+from pytest_commons.core.reaper import CREATING_GRACE_SECONDS
 from tests.reliability.test_cleanup import _env
 
 pytestmark = pytest.mark.reliability
@@ -122,7 +122,7 @@ def _runtime(request: pytest.FixtureRequest) -> Path:
 
 KILL_BEFORE_RECORD = """
 import os, signal
-from pytest_commons._run import RunContext
+from pytest_commons.core.run import RunContext
 
 _write = RunContext.write
 

@@ -27,21 +27,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from pytest_commons._lock import FileLock
-from pytest_commons._run import Instance
-from pytest_commons._settings import Settings
 from pytest_commons.backends.base import BACKENDS, get_backend, wait_ready
-from pytest_commons.backends.local import (
-    LocalBackend,
-    cached_build,
-    chown_tree,
-    copy_datadir,
-    server_user,
-    which_any,
-)
+from pytest_commons.backends.local import LocalBackend
+from pytest_commons.core.host import cached_build, chown_tree, copy_datadir, server_user, which_any
+from pytest_commons.core.lock import FileLock
+from pytest_commons.core.run import Instance
 from pytest_commons.errors import BackendUnavailable, NotReady, ServiceStartError
+from pytest_commons.plugin.settings import Settings
 from pytest_commons.services.base import ConnectionInfo, ServiceSpec
-from pytest_commons.services.redis import RedisSpec
+from pytest_commons.services.redis.spec import RedisSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 NOBODY = (65534, 65534)
@@ -219,7 +213,7 @@ def _server_user_with_passwd(tmp_path: Path, drop: set[str]) -> subprocess.Compl
     nsswitch = tmp_path / "nsswitch.conf"
     nsswitch.write_text("passwd: files\ngroup: files\n")
     script = textwrap.dedent("""
-        from pytest_commons.backends.local import server_user
+        from pytest_commons.core.host import server_user
         from pytest_commons.errors import BackendUnavailable
         try:
             print("user", server_user(None))
@@ -328,7 +322,7 @@ def test_cached_build_uses_a_cache_another_process_finished_while_it_waited(
         assert checked.wait(10)  # the worker saw no cache and now waits for the lock
         time.sleep(0.05)
         cache.mkdir()  # the other builder finishes: its cache, then its manifest, last
-        from pytest_commons.backends.local import MANIFEST, _manifest
+        from pytest_commons.core.host import MANIFEST, _manifest
 
         (cache / MANIFEST).write_text(_manifest(cache))
     worker.join(10)
@@ -543,7 +537,7 @@ def test_an_engine_error_inspecting_the_image_is_reported(fake_engine: FakeEngin
 def test_an_image_is_pulled_once_per_process(
     fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_commons import _progress
+    from pytest_commons.plugin import progress as _progress
 
     # the notice goes to the terminal's descriptor, not to sys.stderr: here, to a pipe
     read_end, write_end = os.pipe()
@@ -644,9 +638,9 @@ def test_without_testcontainers_the_backend_says_how_to_install_it(
     env["PYTHONPATH"] = os.pathsep.join([str(shadow), env["PYTHONPATH"]])
     result = _python(
         """
-        from pytest_commons._settings import Settings
+        from pytest_commons.plugin.settings import Settings
         from pytest_commons.backends.docker import DockerBackend
-        from pytest_commons.services.redis import RedisSpec
+        from pytest_commons.services.redis.spec import RedisSpec
         settings = Settings(lambda key: None)
         print(DockerBackend(settings).unavailable(RedisSpec(settings)))
         """,

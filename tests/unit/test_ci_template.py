@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from pytest_commons import coverage_gate
-from pytest_commons._options import OPTIONS
-from pytest_commons.registry import ServiceHandle
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.plugin.options import OPTIONS
 from pytest_commons.services import SERVICES
 
 yaml = pytest.importorskip("yaml")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons import _cleanup, _reaper
-from pytest_commons._cleanup import kill_process_group
-from pytest_commons._run import Instance, RunContext, process_start_time
+from pytest_commons.core import cleanup as _cleanup
+from pytest_commons.core import reaper as _reaper
+from pytest_commons.core.cleanup import kill_process_group
+from pytest_commons.core.run import Instance, RunContext, process_start_time
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"  # noqa: E501
 
@@ -69,6 +70,34 @@ def test_a_process_ignoring_the_signal_is_killed_after_the_grace() -> None:
     proc.wait(timeout=10)
     assert proc.stdout is not None
     proc.stdout.close()
+
+
+@pytest.mark.usefixtures("wait_mode")
+def test_a_server_this_process_started_is_reaped_through_its_popen() -> None:
+    # reaped behind its Popen's back (os.waitpid), the object would keep returncode None and
+    # warn "subprocess N is still running" when collected at exit: every run under -W error
+    proc = _cleanup.adopt(subprocess.Popen(["sleep", "600"], start_new_session=True))
+    kill_process_group(proc.pid, signal.SIGTERM, grace=30)
+    assert proc.returncode == -signal.SIGTERM
+    assert proc.pid not in _cleanup.CHILDREN
+
+
+def test_a_run_under_dev_mode_ends_without_popen_warnings(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile("def test_a(redis):\n    redis.ping()\n")
+    argv = [sys.executable, "-X", "dev", "-m", "pytest", "-p", "no:cacheprovider", "-W", "error"]
+    for _ in range(3):  # the exit races the server's threads: one clean run could be luck
+        result = subprocess.run(
+            [*argv, "-p", "no:asyncio", "--redis-backend=local"],
+            cwd=pytester.path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "still running" not in result.stderr, result.stderr
 
 
 def test_an_already_gone_process_returns_at_once() -> None:

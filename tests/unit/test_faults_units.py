@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._run import RunContext
+from pytest_commons.core.run import RunContext
 from pytest_commons.faults import Fault, FaultError, Faults, Proxy, UnsupportedProtocol, _rewrite
 from pytest_commons.faults.builtin import BuiltinEngine
 from pytest_commons.faults.model import KINDS, make_toxic

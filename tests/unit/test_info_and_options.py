@@ -6,8 +6,8 @@ import pytest
 
 from pytest_commons.errors import ServiceStartError, ServiceUnavailable
 from pytest_commons.services.base import mask_url
-from pytest_commons.services.postgres import PostgresInfo, PostgresSpec, quote_ident
-from pytest_commons.services.redis import RedisInfo, RedisSpec
+from pytest_commons.services.postgres.spec import PostgresInfo, PostgresSpec, quote_ident
+from pytest_commons.services.redis.spec import RedisInfo, RedisSpec
 
 
 def test_postgres_repr_masks_password() -> None:
@@ -123,7 +123,7 @@ def test_error_messages_name_service_backend_and_remedy() -> None:
     ],
 )
 def test_loopback_hosts_are_accepted(host: str) -> None:
-    from pytest_commons.services.aws import check_endpoint_host, is_loopback
+    from pytest_commons.services.aws.spec import check_endpoint_host, is_loopback
 
     assert is_loopback(host)
     check_endpoint_host(host, None)
@@ -149,7 +149,7 @@ def test_loopback_hosts_are_accepted(host: str) -> None:
 )
 def test_hosts_that_only_look_local_are_refused(host: str) -> None:
     from pytest_commons.errors import ConfigError
-    from pytest_commons.services.aws import check_endpoint_host, is_loopback
+    from pytest_commons.services.aws.spec import check_endpoint_host, is_loopback
 
     assert not is_loopback(host)
     with pytest.raises(ConfigError, match="not loopback"):

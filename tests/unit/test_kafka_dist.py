@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_commons import cli
-from pytest_commons.services import kafka_dist
+from pytest_commons.services.kafka import dist as kafka_dist
 
 
 def _fake_repo(root: Path, *, corrupt: str | None = None) -> str:
@@ -53,7 +53,7 @@ def test_cli_fetch_reports_a_failure(
 ) -> None:
     """The HTTPS path (``--https``, from $PYTEST_COMMONS_MAVEN_REPO) refuses a tampered jar:
     exit 1, the jar named, nothing installed."""
-    from pytest_commons._java import MAVEN_REPO_ENV
+    from pytest_commons.core.java import MAVEN_REPO_ENV
 
     monkeypatch.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(MAVEN_REPO_ENV, _fake_repo(tmp_path / "repo"))
@@ -67,7 +67,7 @@ def test_cli_fetch_reports_a_failure(
 def test_cli_fetch_over_https_without_a_repository_names_the_remedy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_commons._java import MAVEN_REPO_ENV
+    from pytest_commons.core.java import MAVEN_REPO_ENV
 
     monkeypatch.setenv("PYTEST_COMMONS_COMMONS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv(MAVEN_REPO_ENV, raising=False)

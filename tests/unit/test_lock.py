@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_commons._lock import FileLock
+from pytest_commons.core.lock import FileLock
 
 
 def test_threads_exclude_each_other(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_another_process_waits_and_a_killed_holder_frees_the_lock(tmp_path: Path
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from pytest_commons._lock import FileLock\n"
+            "from pytest_commons.core.lock import FileLock\n"
             f"with FileLock({str(path)!r}):\n"
             "    print('held', flush=True)\n"
             "    time.sleep(600)\n",

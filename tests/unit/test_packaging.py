@@ -78,7 +78,7 @@ def test_wheel_holds_the_package_license_and_entry_points(dists: tuple[Path, Pat
         "Topic :: Software Development :: Testing",
     ):
         assert f"Classifier: {classifier}" in metadata
-    assert "commons = pytest_commons.plugin" in entry_points
+    assert "commons = pytest_commons.plugin.hooks" in entry_points
     assert "pytest_commons.coverage_gate = pytest_commons.coverage_gate" in entry_points
     assert "pytest-commons = pytest_commons.cli:main" in entry_points
 
@@ -95,8 +95,8 @@ def test_sdist_ships_what_the_readme_links_and_the_remedies_name(dists: tuple[Pa
         target = link.rstrip("/")
         assert any(n == target or n.startswith(target + "/") for n in names), (top, link)
     assert "LICENSE" in names
-    assert "scripts/build-test-images.sh" in names
-    assert any(n.startswith("docker/images/") for n in names)
+    assert "containers/build.sh" in names
+    assert any(n.startswith("containers/") for n in names)
 
 
 def test_no_extra_installs_a_test_runner_plugin_as_a_side_effect() -> None:

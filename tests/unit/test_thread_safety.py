@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_commons import _imports
+from pytest_commons.core import imports as _imports
 
 
 def _format_in_thread(name: str) -> str:

@@ -14,9 +14,7 @@ import httpx
 import pytest
 from commons_fastapi import Base, Services, app, get_services, get_session
 from commons_fastapi.testing import AppDatabase
-from pytest_commons.aws import Aws
-from pytest_commons.fixtures.postgres import PostgresDatabase
-from pytest_commons.kafka import Kafka
+from pytest_commons import Aws, Kafka, PostgresDatabase
 from pytest_commons.live import LiveServer, live_server
 from pytest_commons.live.fastapi import override
 from sqlalchemy.dialects import postgresql

@@ -10,8 +10,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.mysql import MysqlInfo
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.mysql.spec import MysqlInfo
 
 
 @pytest.fixture(scope="session")

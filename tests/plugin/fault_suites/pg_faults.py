@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pytest_commons.fixtures.postgres import PostgresDatabase
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.postgres import PostgresInfo
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.postgres.fixtures import PostgresDatabase
+from pytest_commons.services.postgres.spec import PostgresInfo
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis as redis_py
 
-from pytest_commons.registry import ServiceHandle
-from pytest_commons.services.redis import RedisInfo
+from pytest_commons.core.registry import ServiceHandle
+from pytest_commons.services.redis.spec import RedisInfo
 
 
 def test_before_a_restart(redis: redis_py.Redis) -> None:

@@ -1,1 +1,0 @@
-"""In-process engines that stand in for real services."""

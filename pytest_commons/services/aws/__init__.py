@@ -1,0 +1,37 @@
+"""AWS (LocalStack contract): the ``aws`` fixture (an
+:class:`~pytest_commons.services.aws.client.Aws`).
+
+Buckets, queues and tables a test creates are deleted after it. Modules: ``spec`` (the server:
+moto, LocalStack or an endpoint), ``client``, ``fixtures``.
+"""
+
+from __future__ import annotations
+
+from pytest_commons.core.config import Option, ServiceMeta
+
+__all__ = ["META"]
+
+META = ServiceMeta(
+    name="aws",
+    title="AWS (LocalStack contract)",
+    spec="pytest_commons.services.aws.spec:AwsSpec",
+    backends=("external", "docker", "local"),
+    fixtures=("pytest_commons.services.aws.fixtures",),
+    url_key="endpoint_url",
+    url_help="Endpoint URL (http://host:port)",
+    default_image="localstack/localstack:3",
+    marker_help="the test uses the AWS service (added automatically).",
+    extra="aws",
+    options=(
+        Option(
+            "aws_allowed_hosts",
+            "Comma separated non-loopback hosts the AWS endpoint may point at (default: "
+            "loopback only, so a run can never touch a real AWS account).",
+        ),
+        Option(
+            "aws_region",
+            "AWS region the aws fixture uses (default us-east-1).",
+            default="us-east-1",
+        ),
+    ),
+)

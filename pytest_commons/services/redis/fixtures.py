@@ -1,0 +1,163 @@
+"""Redis fixtures: the session instance, a client on this worker's own database."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_commons.plugin.state import get_registry, service_handle
+
+if TYPE_CHECKING:
+    import redis as redis_py
+
+    from pytest_commons.core.registry import ServiceHandle
+    from pytest_commons.services.redis.spec import RedisInfo
+
+__all__ = ["redis", "redis_db", "redis_service", "redis_url"]
+
+
+@pytest.fixture(scope="session")
+def redis_service(request: pytest.FixtureRequest) -> ServiceHandle[RedisInfo]:
+    """The run's Redis instance: a handle with ``.info`` (host, port, password, ``.url``),
+    ``.backend``, ``.version`` and fault injection (``stop/start/restart/pause/resume``).
+
+    Scope: session, one server shared by all xdist workers. Cost: local start ≈20 ms (begun in
+    the background after collection).
+    """
+    return service_handle(request, "redis")
+
+
+@pytest.fixture(scope="session")
+def redis_db(
+    request: pytest.FixtureRequest, redis_service: ServiceHandle[RedisInfo]
+) -> Iterator[RedisInfo]:
+    """Connection info for the database index this worker owns.
+
+    On a server the plugin started for this run, worker N owns index N. On an external server,
+    or one kept by ``--reuse-services`` (which other runs may use at the same time), the worker
+    claims an index (never 0) that was empty, recording the claim as a key
+    ``pytest-commons:claim:<index>`` in database 0, so flushing it never touches anyone else's
+    keys. A heartbeat renews the claim while the run lives; claims of runs proved dead are
+    taken over (their leftovers flushed); at the end the database is emptied and the claim
+    deleted, only if it is still ours. Scope: session. Cost: a few commands.
+    """
+    from pytest_commons.services.redis.spec import LOCAL_DATABASES, RedisSpec
+
+    ctx = get_registry(request.config).ctx
+    spec = redis_service.spec
+    assert isinstance(spec, RedisSpec)
+    if redis_service.owned and not redis_service.instance.reused:
+        if ctx.worker_index >= LOCAL_DATABASES:
+            pytest.fail(
+                f"redis: worker {ctx.worker_id} has no database index "
+                f"(the local server has {LOCAL_DATABASES})",
+                pytrace=False,
+            )
+        info = redis_service.info.with_db(ctx.worker_index)
+        yield info
+        return
+    # an external server, or one kept by --reuse-services that other runs use at the same time
+    claim = spec.claim_database(redis_service.info, f"{ctx.run_id}:{ctx.worker_id}")
+    claim.start_heartbeat()
+    try:
+        yield claim.info
+    finally:
+        spec.release_database(claim)
+
+
+class _Emptier:
+    """Empties this worker's database around each test that uses it.
+
+    After the test a FLUSHDB is sent on a connection of its own and its reply is read only as
+    the next such test sets up: the round trip overlaps pytest's reporting in between instead
+    of delaying the next test. The first test (and any after a failed send) flushes
+    synchronously, so every test still starts on an empty database.
+    """
+
+    def __init__(self, client: redis_py.Redis) -> None:
+        self.client = client
+        self.conn: Any = None  # a redis-py connection (its methods are untyped)
+        self.in_flight = False
+
+    def before_test(self) -> None:
+        from redis.exceptions import RedisError
+
+        if self.in_flight:
+            self.in_flight = False
+            try:
+                self.conn.read_response()
+                return
+            except (RedisError, OSError):
+                self._drop()
+        self.client.flushdb()
+
+    def after_test(self) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            if self.conn is None:
+                self.conn = self.client.connection_pool.make_connection()
+            self.conn.send_command("FLUSHDB")
+            self.in_flight = True
+        except (RedisError, OSError):
+            self._drop()  # the next test flushes synchronously
+
+    def close(self) -> None:
+        if self.in_flight:
+            with contextlib.suppress(Exception):
+                self.conn.read_response()
+        self._drop()
+
+    def _drop(self) -> None:
+        self.in_flight = False
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.disconnect()
+            self.conn = None
+
+
+@pytest.fixture(scope="session")
+def _redis_client(
+    redis_service: ServiceHandle[RedisInfo], redis_db: RedisInfo
+) -> Iterator[tuple[redis_py.Redis, _Emptier]]:
+    from pytest_commons.services.redis.spec import RedisSpec
+
+    spec = redis_service.spec
+    assert isinstance(spec, RedisSpec)
+    client = spec.client(redis_db)
+    emptier = _Emptier(client)
+    yield client, emptier
+    emptier.close()
+    client.close()
+
+
+@pytest.fixture
+def _redis_empty(_redis_client: tuple[redis_py.Redis, _Emptier]) -> Iterator[redis_py.Redis]:
+    client, emptier = _redis_client
+    emptier.before_test()
+    yield client
+    emptier.after_test()
+
+
+@pytest.fixture
+def redis_url(redis_db: RedisInfo, _redis_empty: redis_py.Redis) -> str:
+    """``redis://…/N`` for this worker's database, emptied for this test: a ``str`` whose
+    ``repr`` masks the password (tracebacks with ``-l``, junit XML), the full URL as its value.
+
+    Scope: function. Cost: one FLUSHDB, its round trip overlapped with the previous test's
+    teardown (≈0.1 ms).
+    """
+    return redis_db.url
+
+
+@pytest.fixture
+def redis(_redis_empty: redis_py.Redis) -> redis_py.Redis:
+    """A redis-py client on this worker's own database, emptied for this test.
+
+    Scope: function (the client and its pool are reused across tests). Cost: one FLUSHDB, its
+    round trip overlapped with the previous test's teardown.
+    """
+    return _redis_empty
