@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any
 
+import pytest
+
 from pytest_commons.core.run import REUSE_DIR, Instance, RunContext, runtime_root, stale_runs
 from pytest_commons.plugin.settings import Settings
 from pytest_commons.services import SERVICES
@@ -37,11 +39,22 @@ def resolved_settings() -> Settings:
 
     from pytest_commons.plugin.hooks import _settings
 
-    config = Config.fromdictargs({}, ["-p", "no:cacheprovider"])
     try:
-        return _settings(config)
-    finally:
-        config._ensure_unconfigure()
+        # --assert=plain: no import hook (this process has imported pytest_commons already)
+        config = Config.fromdictargs({}, ["-p", "no:cacheprovider", "--assert=plain"])
+        try:
+            return _settings(config)
+        finally:
+            config._ensure_unconfigure()
+    except pytest.UsageError:
+        raise  # a bad value: the same usage error a test run would stop with
+    except Exception as exc:  # an ini file pytest cannot read must not hide the report
+        print(
+            f"pytest-commons: could not read the pytest configuration here ({exc}); "
+            "using the environment and the defaults only",
+            file=sys.stderr,
+        )
+        return Settings.from_env()
 
 
 def doctor_report(
@@ -263,7 +276,17 @@ def _main(argv: list[str] | None) -> int:
 
     coverage_gate.add_parser(sub)
     args = parser.parse_args(argv)
+    try:
+        return _command(parser, args)
+    except pytest.UsageError as exc:
+        print(f"pytest-commons {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "coverage-gate":
+        from pytest_commons import coverage_gate
+
         return coverage_gate.run_cli(args)
     if args.command == "fetch":
         return _fetch(args.what, use_mvn=False if args.https else None)

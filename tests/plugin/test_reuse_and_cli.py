@@ -178,7 +178,9 @@ def test_doctor_reports_every_service_and_backend(
 def test_doctor_reads_the_ini_file_as_a_test_run_does(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
-    pytester.makeini("[pytest]\nredis_backend = external\nredis_image = nope/redis:0\n")
+    # filterwarnings = error: reading the configuration must raise no warning either
+    ini = "[pytest]\nfilterwarnings = error\nredis_backend = external\nredis_image = nope/redis:0\n"
+    pytester.makeini(ini)
     bad = commons_cli("doctor")  # run where the ini is, like pytest
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "asked for (redis_backend=external): redis CANNOT be served here" in bad.stdout
@@ -188,6 +190,11 @@ def test_doctor_reads_the_ini_file_as_a_test_run_does(
     # the environment still wins over the ini
     clean_env.setenv("PYTEST_COMMONS_REDIS_BACKEND", "local")
     assert commons_cli("doctor").returncode == 0
+    # a bad value is the usage error a test run would stop with
+    pytester.makeini("[pytest]\nmysql_backend = nosuch\n")
+    bad_value = commons_cli("doctor")
+    assert bad_value.returncode == 2
+    assert "mysql_backend='nosuch' (from ini mysql_backend in tox.ini)" in bad_value.stderr
 
 
 def test_cli_version() -> None:
