@@ -12,6 +12,7 @@
 #   pytest-commons/mockserver:engine   containers/mockserver (+ the engine's source, staged)
 #   pytest-commons/mockserver:5.15.0   containers/mockserver-java (+ the pinned MockServer jar
 #                                      from the cache, staged; `pytest-commons fetch mockserver`)
+#   pytest-commons/rabbitmq:3.10       containers/rabbitmq
 #
 # Idempotent and fast when nothing changed: every image carries the label
 # org.pytest-commons.context-hash (sha256 of its build context, plus the base image's id for
@@ -33,7 +34,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LABEL=org.pytest-commons.context-hash
 BASE_TAG=pytest-commons/debian:bookworm
 SUITE=bookworm
-ALL_IMAGES=(postgres mariadb redis kafka kafka-apache localstack mockserver mockserver-java)
+ALL_IMAGES=(postgres mariadb redis kafka kafka-apache localstack mockserver mockserver-java rabbitmq)
 declare -A TAGS=(
   [postgres]=pytest-commons/postgres:15
   [mariadb]=pytest-commons/mariadb:10.11
@@ -43,6 +44,7 @@ declare -A TAGS=(
   [localstack]=pytest-commons/localstack:moto
   [mockserver]=pytest-commons/mockserver:engine
   [mockserver-java]=pytest-commons/mockserver:5.15.0
+  [rabbitmq]=pytest-commons/rabbitmq:3.10
 )
 
 say() { echo "containers/build.sh: $*" >&2; }

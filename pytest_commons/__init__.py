@@ -5,7 +5,7 @@ local server processes or URLs your CI provides, behind one fixture contract.
 
 The objects the fixtures hand out, for annotations (imported on first use, so that importing
 ``pytest_commons`` stays cheap): ``Aws``, ``Kafka``, ``PostgresDatabase``, ``MysqlDatabase``,
-``AsyncMysqlDatabase``, ``ServiceHandle``.
+``AsyncMysqlDatabase``, ``Rabbitmq``, ``ServiceHandle``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pytest_commons.services.mysql.aio import AsyncMysqlDatabase
     from pytest_commons.services.mysql.fixtures import MysqlDatabase
     from pytest_commons.services.postgres.fixtures import PostgresDatabase
+    from pytest_commons.services.rabbitmq.client import Rabbitmq
 
 _PUBLIC = {
     "Aws": "pytest_commons.services.aws.client",
@@ -30,6 +31,7 @@ _PUBLIC = {
     "MysqlDatabase": "pytest_commons.services.mysql.fixtures",
     "AsyncMysqlDatabase": "pytest_commons.services.mysql.aio",
     "ServiceHandle": "pytest_commons.core.registry",
+    "Rabbitmq": "pytest_commons.services.rabbitmq.client",
 }
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "Kafka",
     "MysqlDatabase",
     "PostgresDatabase",
+    "Rabbitmq",
     "ServiceHandle",
     "__version__",
 ]

@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-for pkg in redis-server mariadb-server; do
+for pkg in redis-server mariadb-server rabbitmq-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null; then
@@ -23,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # Debian starts the packaged servers where it can; the plugin runs its own, so stop those.
-for svc in redis-server mariadb postgresql; do
+for svc in redis-server mariadb postgresql rabbitmq-server; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 

@@ -176,7 +176,7 @@ class DockerBackend(Backend):
             container.with_env(key, value)
         # publish on 127.0.0.1 only
         container.ports = {str(launch.container_port): ("127.0.0.1", host_port)}  # type: ignore[dict-item]
-        for port in launch.extra.get("extra_ports", []):
+        for port in [*launch.extra_ports, *launch.extra.get("extra_ports", [])]:
             container.ports[str(port)] = ("127.0.0.1", free_port())  # type: ignore[assignment]
         return container, launch
 
@@ -236,6 +236,8 @@ class DockerBackend(Backend):
                 return int(container.ports[str(port)][1])  # type: ignore[index]
 
             host_port = published(launch.container_port)
+            for port in (launch.container_port, *launch.extra_ports):
+                launch.published[port] = published(port)
             info = spec.docker_info(launch, "127.0.0.1", host_port)
             inst.info = info.to_dict()
             extra_ports = {str(p): published(p) for p in launch.extra.get("extra_ports", [])}

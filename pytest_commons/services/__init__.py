@@ -16,7 +16,15 @@ from pytest_commons.core.config import ServiceMeta
 __all__ = ["REGISTERED", "SERVICES", "ServiceMeta", "service_names"]
 
 #: the registered services, in the order the plugin lists them (``--help``, the summary line)
-REGISTERED: tuple[str, ...] = ("postgres", "redis", "mysql", "kafka", "aws", "mockserver")
+REGISTERED: tuple[str, ...] = (
+    "postgres",
+    "redis",
+    "mysql",
+    "kafka",
+    "aws",
+    "mockserver",
+    "rabbitmq",
+)
 
 
 def _load() -> dict[str, ServiceMeta]:

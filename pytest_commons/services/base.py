@@ -100,7 +100,11 @@ class DockerLaunch:
     container_port: int
     env: dict[str, str] = field(default_factory=dict)
     command: list[str] | None = None
+    #: more container ports to publish on 127.0.0.1 (a management API beside the protocol)
+    extra_ports: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: container port -> host port, filled in by the docker backend before ``docker_info``
+    published: dict[int, int] = field(default_factory=dict)
 
 
 class ServiceSpec(ABC, Generic[InfoT]):

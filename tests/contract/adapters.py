@@ -110,4 +110,23 @@ CONTRACTS: dict[str, Contract] = {
 """,
         image="pytest-commons/mockserver:engine",
     ),
+    "rabbitmq": Contract(
+        fixture="rabbitmq",
+        dirty="""
+    queue = obj.queue("contract")
+    obj.publish(queue, b"x")
+    return queue
+""",
+        clean="""
+    import pika
+
+    channel = obj.connection().channel()
+    try:
+        channel.queue_declare(token, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        return exc.reply_code == 404
+    return False
+""",
+        image="pytest-commons/rabbitmq:3.10",
+    ),
 }

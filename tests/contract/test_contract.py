@@ -239,6 +239,7 @@ USE = {
     "kafka": "kafka.topic('after', timeout=3)",
     "aws": "aws.client('s3').list_buckets()",
     "mockserver": "mockserver.retrieve_active_expectations()",
+    "rabbitmq": "rabbitmq.connection()",
 }
 
 

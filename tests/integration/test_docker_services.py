@@ -30,6 +30,7 @@ IMAGES = {
     "aws": "pytest-commons/localstack:moto",
     "mockserver": "pytest-commons/mockserver:engine",
     "mockserver-java": "pytest-commons/mockserver:5.15.0",
+    "rabbitmq": "pytest-commons/rabbitmq:3.10",
 }
 # skips that are right on these images; any other skip fails the test
 EXPECTED_SKIPS = {
@@ -42,6 +43,7 @@ EXPECTED_SKIPS = {
     ),
 }
 EXPECTED_SKIPS["mockserver-java"] = EXPECTED_SKIPS["mockserver"]
+EXPECTED_SKIPS["rabbitmq"] = ("checks the local backend's node",)
 # tests that assume the local backend's engine, not the docker contract (see docs/docker.md,
 # "Known gaps"); each with the reason
 DESELECT: dict[str, dict[str, str]] = {
@@ -57,6 +59,7 @@ DESELECT: dict[str, dict[str, str]] = {
     },
     "mockserver": {},
     "mockserver-java": {},
+    "rabbitmq": {},
 }
 
 
@@ -79,7 +82,7 @@ def present_images() -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "variant", ["kafka", "kafka-tansu", "aws", "mockserver", "mockserver-java"]
+    "variant", ["kafka", "kafka-tansu", "aws", "mockserver", "mockserver-java", "rabbitmq"]
 )
 def test_integration_suite_passes_on_docker(
     present_images: set[str], variant: str, tmp_path: Path

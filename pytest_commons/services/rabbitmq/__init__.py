@@ -1,0 +1,38 @@
+"""RabbitMQ: the ``rabbitmq`` fixture (a
+:class:`~pytest_commons.services.rabbitmq.client.Rabbitmq`).
+
+A virtual host per xdist worker, emptied (queues, exchanges, bindings) after each test.
+Modules: ``spec`` (the server: Debian's rabbitmq-server, a container or an URL; the management
+API), ``client`` (what a test receives), ``fixtures``.
+"""
+
+from __future__ import annotations
+
+from pytest_commons.core.config import Option, ServiceMeta
+
+__all__ = ["META"]
+
+META = ServiceMeta(
+    name="rabbitmq",
+    title="RabbitMQ",
+    spec="pytest_commons.services.rabbitmq.spec:RabbitmqSpec",
+    backends=("external", "docker", "local"),
+    fixtures=("pytest_commons.services.rabbitmq.fixtures",),
+    url_help="AMQP URL (amqp://user:password@host:port/vhost)",
+    default_image="rabbitmq:3-management",
+    marker_help="the test uses the RabbitMQ service (added automatically).",
+    extra="rabbitmq",
+    options=(
+        Option(
+            "rabbitmq_server_script",
+            "Path of the rabbitmq-server script for the local backend (default: "
+            "/usr/lib/rabbitmq/bin/rabbitmq-server, then PATH).",
+            kind="path",
+        ),
+        Option(
+            "rabbitmq_management_url",
+            "Management API of the external RabbitMQ (default http://<host of the URL>:15672); "
+            "the fixtures make and delete their virtual hosts through it.",
+        ),
+    ),
+)
