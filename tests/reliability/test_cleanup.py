@@ -222,3 +222,53 @@ def test_kill_9_reaps_the_real_mockserver(tmp_path: Path) -> None:
     assert all(_alive(pid) for pid in state["pids"])
     _kill_9(proc)
     _assert_all_gone(state)
+
+
+HOLDING_RABBITMQ = """
+import json, os, time
+from pathlib import Path
+
+def test_hold(rabbitmq, rabbitmq_service, request):
+    from pytest_commons.plugin.state import get_registry
+    node = rabbitmq_service.instance.pid
+    group = os.getpgid(node)
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == group:
+                    members.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    names = {{Path(f"/proc/{{p}}/comm").read_text().strip() for p in members}}
+    assert {{"beam.smp", "epmd"}} <= names, names
+    state = {{"pids": members, "run_dir": str(get_registry(request.config).ctx.run_dir)}}
+    with open({out!r} + ".tmp", "w") as fh:
+        json.dump(state, fh)
+    os.replace({out!r} + ".tmp", {out!r})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def test_kill_9_reaps_the_rabbitmq_node_and_its_epmd(tmp_path: Path) -> None:
+    """Issue 18: the Erlang node and the private epmd beside it go with a killed run."""
+    out = tmp_path / "state.json"
+    (tmp_path / "test_hold.py").write_text(HOLDING_RABBITMQ.format(out=str(out)))
+    env = {**_env(), "PYTEST_COMMONS_RABBITMQ_BACKEND": "local"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hold.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_for(lambda: out.exists() or proc.poll() is not None, 90, "the inner run to start")
+    if not out.exists():
+        pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
+    state = json.loads(out.read_text())
+    assert len(state["pids"]) >= 2
+    assert all(_alive(pid) for pid in state["pids"])
+    _kill_9(proc)
+    _assert_all_gone(state)
