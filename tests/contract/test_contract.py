@@ -222,7 +222,12 @@ import time
 
 
 def test_1_the_server_dies({name}_service):
-    os.kill({name}_service.instance.pid, signal.SIGKILL)
+    if {name}_service.backend == "docker":
+        import subprocess
+        subprocess.run(["docker", "kill", {name}_service.instance.container_id], check=True,
+                       capture_output=True)
+    else:
+        os.kill({name}_service.instance.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while {name}_service.gone() is None:  # the kernel reports the kill: wait for that
         assert time.monotonic() < deadline, "the server outlived SIGKILL for 30 s"
@@ -243,15 +248,24 @@ USE = {
 }
 
 
+@pytest.mark.parametrize("backend", ["local", "docker"])
 @pytest.mark.parametrize("name", REGISTERED)
 def test_a_server_that_died_is_named_in_the_failing_report_with_its_log(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, name: str
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, name: str, backend: str
 ) -> None:
     assert name in USE, f"add how a test uses {name} to USE"
+    args = [f"--{name}-backend={backend}"]
+    if backend == "docker":
+        from tests.integration.test_docker_backend import docker_images_present
+
+        problem = docker_images_present([CONTRACTS[name].image])
+        if problem:
+            _missing(problem)
+        args.append(f"--{name}-image={CONTRACTS[name].image}")
     fixture = CONTRACTS[name].fixture
     pytester.makepyfile(DIES.format(name=name, fixture=fixture, use=USE[name]))
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--{name}-backend=local", "--services-missing=fail"
+        "-p", "no:cacheprovider", "--services-missing=fail", *args
     )
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, out
@@ -259,5 +273,10 @@ def test_a_server_that_died_is_named_in_the_failing_report_with_its_log(
     assert outcomes.get("passed") == 1, outcomes
     assert outcomes.get("failed", 0) + outcomes.get("errors", outcomes.get("error", 0)) == 1
     assert f"commons: {name} is gone" in out, out
-    assert re.search(rf"{name} \(local, [^)]*\) (was killed by SIGKILL|is no longer running)", out)
+    how = (
+        r"exited \(its container's exit code: 137\)"
+        if backend == "docker"
+        else "(was killed by SIGKILL|is no longer running)"
+    )
+    assert re.search(rf"{name} \({backend}, [^)]*\) {how}", out), out
     assert "last lines of its log" in out

@@ -652,3 +652,26 @@ def test_without_testcontainers_the_backend_says_how_to_install_it(
         'testcontainers is not installed (pip install "pytest-commons[docker]")'
     )
     assert fake_engine.calls("GET", "/_ping")  # the engine check came first and passed
+
+
+def test_a_local_server_another_process_started_is_told_gone_from_proc() -> None:
+    """``LocalBackend.gone`` from a process that did not start the server (an xdist worker):
+    it reads /proc, since it cannot wait for another process's child."""
+    from pytest_commons.backends.local import _process_gone
+    from pytest_commons.core.run import Instance, process_start_time
+
+    proc = subprocess.Popen(["sleep", "600"])  # not adopted: as if another process's
+    start = process_start_time(proc.pid) or ""
+    inst = Instance(service="redis", backend="local", pid=proc.pid, start_time=start)
+    assert _process_gone(inst) is None
+    assert _process_gone(Instance(service="redis", backend="local")) is None  # no pid yet
+    other = Instance(service="redis", backend="local", pid=proc.pid, start_time="1")
+    assert _process_gone(other) == "is no longer running"  # the pid is another process now
+    proc.kill()
+    deadline = time.monotonic() + 30
+    while _process_gone(inst) is None:  # a zombie until reaped: counted as gone
+        assert time.monotonic() < deadline, "SIGKILL not delivered in 30 s"
+        time.sleep(0.01)
+    assert _process_gone(inst) == "is no longer running"
+    proc.wait()
+    assert _process_gone(inst) == "is no longer running"  # reaped: no /proc entry at all
