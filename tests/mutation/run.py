@@ -1,6 +1,6 @@
 """Mutation testing of the isolation and safety code: ``python tests/mutation/run.py [NAME ...]``
 (``tox -e mutation``). NAME is a config in this directory (masking, postgres, redis, mysql,
-cleanup, options; default: all).
+cleanup, options, rabbitmq, mockserver, aws, kafka; default: all).
 
 For each config: ``cosmic-ray init`` (sessions in ``.tox/mutation/``), the scope filter
 (:mod:`scope`: only the named functions), ``cosmic-ray exec`` (each mutant: the file is
@@ -18,7 +18,18 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
-ALL = ["masking", "postgres", "redis", "mysql", "cleanup", "options"]
+ALL = [
+    "masking",
+    "postgres",
+    "redis",
+    "mysql",
+    "cleanup",
+    "options",
+    "rabbitmq",
+    "mockserver",
+    "aws",
+    "kafka",
+]
 
 
 def _run(*cmd: str) -> None:
