@@ -5,8 +5,8 @@ the worker first needs it and deleted at the end. After every test the plugin cl
 connections the test left open in it and deletes every queue, every exchange that is not a
 built-in ``amq.*`` one and every binding left between built-in exchanges, through the
 management API; so each test starts with none of an earlier test's queues, exchanges or
-bindings. (Measured on the local server: ≈3 ms for an untouched vhost, ≈5.5 ms with a queue
-in it; a new vhost per test would cost ≈19 ms. ``benchmarks/rabbitmq/run.py``.)
+bindings. (Measured on the local server: ≈2 ms for an untouched vhost, ≈3.5 ms with a queue
+in it; a new vhost per test would cost ≈20 ms. ``benchmarks/rabbitmq/run.py``.)
 """
 
 from __future__ import annotations
