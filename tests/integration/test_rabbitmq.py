@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import time
 from pathlib import Path
 
 import pika
@@ -103,6 +104,35 @@ def test_2_the_next_test_on_the_worker_finds_none_of_it(rabbitmq: Rabbitmq) -> N
         with contextlib.suppress(pika.exceptions.AMQPError):
             conn.process_data_events(time_limit=0)
         assert conn.is_closed
+
+
+LEFT: dict[str, object] = {}
+
+
+def test_3_a_test_leaves_its_clients_open(rabbitmq: Rabbitmq) -> None:
+    closed_by_the_test = rabbitmq.connection()
+    closed_by_the_test.close()  # the view must still close the ones after it
+    LEFT["pika"] = rabbitmq.connection()
+    kombu = rabbitmq.kombu_connection()
+    kombu.connect()
+    LEFT["kombu"] = kombu
+    # one the management API lists (its statistics lag by seconds): closed server-side too
+    own = pika.BlockingConnection(rabbitmq._worker.spec.parameters(rabbitmq.info))
+    LEFT["own"] = own
+    api, deadline = rabbitmq._worker.api, time.monotonic() + 30
+    vhost = rabbitmq.vhost.replace("/", "%2F")
+    while not api.get(f"/vhosts/{vhost}/connections").json():
+        assert time.monotonic() < deadline, "the management API never listed the connections"
+        time.sleep(0.2)
+
+
+def test_4_they_were_closed_after_it(rabbitmq: Rabbitmq) -> None:
+    assert LEFT["pika"].is_closed  # type: ignore[attr-defined]
+    assert not LEFT["kombu"].connected  # type: ignore[attr-defined]
+    own: pika.BlockingConnection = LEFT["own"]  # type: ignore[assignment]
+    with contextlib.suppress(pika.exceptions.AMQPError):
+        own.process_data_events(time_limit=0)  # pika learns of the server's close here
+    assert own.is_closed
 
 
 def _listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
