@@ -135,6 +135,26 @@ def test_4_they_were_closed_after_it(rabbitmq: Rabbitmq) -> None:
     assert own.is_closed
 
 
+def test_5_a_test_leaves_exchanges_and_bindings_but_no_connection(rabbitmq: Rabbitmq) -> None:
+    # (no connection holds a queue: the vhost is emptied piece by piece, not made again)
+    channel = rabbitmq.channel()
+    channel.exchange_declare("kept.x", exchange_type="topic")
+    channel.queue_declare("kept.q")
+    channel.queue_bind("kept.q", "kept.x", routing_key="#")
+    channel.exchange_bind("amq.direct", "amq.topic", routing_key="k")  # built-in to built-in
+    channel.exchange_bind("kept.x", "amq.fanout")
+
+
+def test_6_the_next_test_finds_none_of_them(rabbitmq: Rabbitmq) -> None:
+    api = rabbitmq._worker.api
+    vhost = rabbitmq.vhost.replace("/", "%2F")
+    assert [q["name"] for q in api.get(f"/queues/{vhost}").json()] == []
+    exchanges = {x["name"] for x in api.get(f"/exchanges/{vhost}").json()}
+    assert "kept.x" not in exchanges
+    bindings = api.get(f"/bindings/{vhost}").json()
+    assert [b for b in bindings if b["source"]] == [], bindings  # only the default exchange's
+
+
 def _listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
     """(address, port) of the TCP sockets in LISTEN state that ``pids`` hold."""
     inodes: set[str] = set()
