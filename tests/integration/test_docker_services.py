@@ -109,7 +109,7 @@ def test_integration_suite_passes_on_docker(
             "pytest",
             str(suite),
             "-q",
-            "-rs",
+            "-rsfE",  # the short summary names what failed: the output is cut to its end
             "-p",
             "no:cacheprovider",
             f"--{service}-backend=docker",

@@ -3,13 +3,10 @@ helpers and clients, isolation, the local node's loopback-only listeners, and ba
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
-import time
 from pathlib import Path
 
-import pika
 import pytest
 
 from pytest_commons.core.registry import ServiceHandle
@@ -74,85 +71,6 @@ def test_consume_fails_with_what_arrived(rabbitmq: Rabbitmq) -> None:
     rabbitmq.publish(queue, b"only")
     with pytest.raises(pytest.fail.Exception, match=r"1 of 2 messages .* \[b'only'\]"):
         rabbitmq.consume(queue, 2, timeout=0.5)
-
-
-LEFT_OPEN: list[pika.BlockingConnection] = []
-
-
-def test_1_a_test_leaves_queues_exchanges_bindings_and_a_connection(rabbitmq: Rabbitmq) -> None:
-    channel = rabbitmq.connection().channel()
-    channel.exchange_declare("left.x", exchange_type="fanout")
-    channel.queue_declare("left.q")
-    channel.queue_bind("left.q", "left.x")
-    channel.exchange_bind("amq.direct", "amq.fanout")  # between built-in exchanges
-    channel.basic_publish("", "left.q", b"x")
-    own = pika.BlockingConnection(rabbitmq._worker.spec.parameters(rabbitmq.info))
-    own.channel().queue_declare("exclusive.q", exclusive=True)  # not closed by the test
-    LEFT_OPEN.append(own)  # (kept referenced: only its socket object is closed, in test 2)
-
-
-def test_2_the_next_test_on_the_worker_finds_none_of_it(rabbitmq: Rabbitmq) -> None:
-    api = rabbitmq._worker.api
-    vhost = rabbitmq.vhost.replace("/", "%2F")
-    assert api.get(f"/queues/{vhost}").json() == []
-    names = {x["name"] for x in api.get(f"/exchanges/{vhost}").json()}
-    assert not {"left.x"} & names
-    assert all(not n or n.startswith("amq.") for n in names)
-    e2e = [b for b in api.get(f"/bindings/{vhost}").json() if b["destination_type"] == "exchange"]
-    assert e2e == []
-    for conn in LEFT_OPEN:  # the broker closed it after test 1: pika learns it on its next read
-        with contextlib.suppress(pika.exceptions.AMQPError):
-            conn.process_data_events(time_limit=0)
-        assert conn.is_closed
-
-
-LEFT: dict[str, object] = {}
-
-
-def test_3_a_test_leaves_its_clients_open(rabbitmq: Rabbitmq) -> None:
-    closed_by_the_test = rabbitmq.connection()
-    closed_by_the_test.close()  # the view must still close the ones after it
-    LEFT["pika"] = rabbitmq.connection()
-    kombu = rabbitmq.kombu_connection()
-    kombu.connect()
-    LEFT["kombu"] = kombu
-    # one the management API lists (its statistics lag by seconds): closed server-side too
-    own = pika.BlockingConnection(rabbitmq._worker.spec.parameters(rabbitmq.info))
-    LEFT["own"] = own
-    api, deadline = rabbitmq._worker.api, time.monotonic() + 30
-    vhost = rabbitmq.vhost.replace("/", "%2F")
-    while not api.get(f"/vhosts/{vhost}/connections").json():
-        assert time.monotonic() < deadline, "the management API never listed the connections"
-        time.sleep(0.2)
-
-
-def test_4_they_were_closed_after_it(rabbitmq: Rabbitmq) -> None:
-    assert LEFT["pika"].is_closed  # type: ignore[attr-defined]
-    assert not LEFT["kombu"].connected  # type: ignore[attr-defined]
-    own: pika.BlockingConnection = LEFT["own"]  # type: ignore[assignment]
-    with contextlib.suppress(pika.exceptions.AMQPError):
-        own.process_data_events(time_limit=0)  # pika learns of the server's close here
-    assert own.is_closed
-
-
-def test_5_a_test_leaves_exchanges_and_bindings_but_no_connection(rabbitmq: Rabbitmq) -> None:
-    # (no connection holds a queue: the vhost is emptied piece by piece, not made again)
-    channel = rabbitmq.channel()
-    channel.exchange_declare("kept.x", exchange_type="topic")
-    channel.queue_declare("kept.q")
-    channel.queue_bind("kept.q", "kept.x", routing_key="#")
-    channel.exchange_bind("amq.direct", "amq.topic", routing_key="k")  # built-in to built-in
-    channel.exchange_bind("kept.x", "amq.fanout")
-
-
-def test_6_the_next_test_finds_none_of_them(rabbitmq: Rabbitmq) -> None:
-    api = rabbitmq._worker.api
-    vhost = rabbitmq.vhost.replace("/", "%2F")
-    assert [q["name"] for q in api.get(f"/queues/{vhost}").json()] == []
-    exchanges = {x["name"] for x in api.get(f"/exchanges/{vhost}").json()}
-    assert "kept.x" not in exchanges
-    bindings = api.get(f"/bindings/{vhost}").json()
-    assert [b for b in bindings if b["source"]] == [], bindings  # only the default exchange's
 
 
 def _listening_sockets(pids: list[int]) -> set[tuple[str, int]]:

@@ -150,6 +150,18 @@ class RabbitmqWorker:
         make it again."""
         self._check(self.api.delete(f"/vhosts/{_q(self.vhost)}"), "deleting the virtual host")
         self.create(self._prefix)
+        # the broker may still be tearing the old vhost down: the next test's first connection
+        # could be dropped mid-handshake (seen in CI on a loaded machine), so wait for one
+        deadline, delay = time.monotonic() + 10, 0.01
+        while True:
+            try:
+                self.spec.connect(self.info, timeout=5).close()
+                return
+            except Exception:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def delete(self) -> None:
         with contextlib.suppress(Exception):
