@@ -23,7 +23,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # Debian starts the packaged servers where it can; the plugin runs its own, so stop those.
-for svc in redis-server mariadb postgresql rabbitmq-server; do
+# (Not rabbitmq-server: its init script starts the system epmd, on every interface, to stop it.)
+for svc in redis-server mariadb postgresql; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 

@@ -272,3 +272,47 @@ def test_kill_9_reaps_the_rabbitmq_node_and_its_epmd(tmp_path: Path) -> None:
     assert all(_alive(pid) for pid in state["pids"])
     _kill_9(proc)
     _assert_all_gone(state)
+
+
+LEADER_DIES = """
+import json, os, signal, time
+from pathlib import Path
+
+def test_the_node_dies_and_nothing_else_uses_it(rabbitmq_service):
+    node = rabbitmq_service.instance.pid
+    group = os.getpgid(node)
+    members = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()
+               and _pgid(int(e.name)) == group]
+    Path({out!r}).write_text(json.dumps(members))
+    os.kill(node, signal.SIGKILL)  # its epmd, in the same process group, lives on
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+"""
+
+
+def test_a_server_whose_leader_died_leaves_nothing_even_when_the_run_passes(
+    tmp_path: Path,
+) -> None:
+    """A passing run whose server's group leader died mid-run (a killed RabbitMQ node; its epmd
+    lives on in the group) still leaves no process behind."""
+    out = tmp_path / "members.json"
+    (tmp_path / "test_dies.py").write_text(LEADER_DIES.format(out=str(out)))
+    env = {**_env(), "PYTEST_COMMONS_RABBITMQ_BACKEND": "local"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_dies.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    members = json.loads(out.read_text())
+    assert len(members) >= 2  # the node and its epmd
+    for pid in members:
+        _wait_for(lambda pid=pid: not _alive(pid), 15, f"process {pid} of the dead server to go")
