@@ -177,6 +177,26 @@ def test_a_normal_run_leaves_no_run_directory(tmp_path: Path) -> None:
     assert not list(runtime_root().glob(f"run-{proc.pid}-*"))
 
 
+def _hold(
+    tmp_path: Path, holding: str, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], dict]:  # type: ignore[type-arg]
+    """Start an inner run of ``holding`` (a test that writes its state, then waits) with
+    ``env`` added; return it and the state once written (a JVM or an Erlang node: 90 s)."""
+    out = tmp_path / "state.json"
+    (tmp_path / "test_hold.py").write_text(holding.format(out=str(out)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hold.py"],
+        cwd=tmp_path,
+        env={**_env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_for(lambda: out.exists() or proc.poll() is not None, 90, "the inner run to start")
+    if not out.exists():
+        pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
+    return proc, json.loads(out.read_text())
+
+
 HOLDING_MOCKSERVER = """
 import json, os, time
 
@@ -204,21 +224,8 @@ def test_kill_9_reaps_the_real_mockserver(tmp_path: Path) -> None:
         if os.environ.get("CI"):
             pytest.fail("the real MockServer is not here: pytest-commons fetch mockserver")
         pytest.skip("the real MockServer is not here (Java and `pytest-commons fetch mockserver`)")
-    out = tmp_path / "state.json"
-    (tmp_path / "test_hold.py").write_text(HOLDING_MOCKSERVER.format(out=str(out)))
-    env = {**_env(), "PYTEST_COMMONS_MOCKSERVER_ENGINE": "java"}
-    env["PYTEST_COMMONS_MOCKSERVER_BACKEND"] = "local"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hold.py"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    _wait_for(lambda: out.exists() or proc.poll() is not None, 90, "the inner run to start")
-    if not out.exists():
-        pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
-    state = json.loads(out.read_text())
+    env = {"PYTEST_COMMONS_MOCKSERVER_ENGINE": "java", "PYTEST_COMMONS_MOCKSERVER_BACKEND": "local"}
+    proc, state = _hold(tmp_path, HOLDING_MOCKSERVER, env)
     assert all(_alive(pid) for pid in state["pids"])
     _kill_9(proc)
     _assert_all_gone(state)
@@ -254,20 +261,7 @@ def test_hold(rabbitmq, rabbitmq_service, request):
 
 def test_kill_9_reaps_the_rabbitmq_node_and_its_epmd(tmp_path: Path) -> None:
     """Issue 18: the Erlang node and the private epmd beside it go with a killed run."""
-    out = tmp_path / "state.json"
-    (tmp_path / "test_hold.py").write_text(HOLDING_RABBITMQ.format(out=str(out)))
-    env = {**_env(), "PYTEST_COMMONS_RABBITMQ_BACKEND": "local"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hold.py"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    _wait_for(lambda: out.exists() or proc.poll() is not None, 90, "the inner run to start")
-    if not out.exists():
-        pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
-    state = json.loads(out.read_text())
+    proc, state = _hold(tmp_path, HOLDING_RABBITMQ, {"PYTEST_COMMONS_RABBITMQ_BACKEND": "local"})
     assert len(state["pids"]) >= 2
     assert all(_alive(pid) for pid in state["pids"])
     _kill_9(proc)
