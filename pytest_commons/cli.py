@@ -162,7 +162,7 @@ def _asked(
 def _describe(inst: Instance) -> dict[str, Any]:
     info = {k: v for k, v in inst.info.items() if k not in ("password", "secret_access_key")}
     return {
-        "service": inst.service,
+        "service": inst.label,
         "backend": inst.backend,
         "version": inst.version,
         "url": paste_url(inst),
@@ -324,8 +324,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         for inst in keep.instances():
             inst.reused = False
             stop_instance(inst)
-            keep.remove(inst.service)
-            print(f"stopped {inst.service} ({inst.backend})")
+            (keep.per_worker_of(inst.slot) if inst.slot else keep).remove(inst.service)
+            print(f"stopped {inst.label} ({inst.backend})")
         sweep_run_containers(keep.run_id)
         if keep.run_dir.parent.name == REUSE_DIR:
             keep.mark_closing()

@@ -187,13 +187,13 @@ class DockerBackend(Backend):
         labels = {
             LABEL: "1",
             RUN_LABEL: ctx.run_id,
-            SERVICE_LABEL: spec.name,
+            SERVICE_LABEL: ctx.slot_name(spec.name),
             "pytest-commons.owner-pid": str(ctx.owner_pid),
         }
         (ctx.run_dir / "docker-used").touch()  # the reaper sweeps this run's labels
         # while this exists a container may be on its way (the engine finishes a create even
         # if we are killed mid-request): the reaper keeps sweeping for it
-        creating = ctx.services_dir / f"{spec.name}.creating"
+        creating = ctx.services_dir / f"{ctx.slot_name(spec.name)}.creating"
         creating.touch()
         try:
             if ctx.closing:
@@ -205,7 +205,7 @@ class DockerBackend(Backend):
                     container.start()  # create + start; the spec's readiness probe follows
                     break
                 except Exception as exc:
-                    self._remove_by_label(ctx.run_id, spec.name)
+                    self._remove_by_label(ctx.run_id, ctx.slot_name(spec.name))
                     if "already allocated" in str(exc) and attempt < 2:
                         continue  # another process took the host port we picked
                     raise ServiceStartError(
@@ -216,7 +216,7 @@ class DockerBackend(Backend):
                     ) from exc
             cid = container.get_container_id()
             if ctx.closing:  # the reaper marked the run while we created: its sweep may be past
-                self._remove_by_label(ctx.run_id, spec.name)
+                self._remove_by_label(ctx.run_id, ctx.slot_name(spec.name))
                 raise ServiceStartError(spec.name, self.name, "the run is ending (interrupted)")
             inst = Instance(
                 service=spec.name, backend=self.name, container_id=cid, extra={"image": image}

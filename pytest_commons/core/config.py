@@ -5,6 +5,7 @@ Nothing heavy is imported here: the plugin loads it with the catalogue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -58,3 +59,13 @@ class ServiceMeta:
     options: tuple[Option, ...] = ()
     #: pip extra that installs the service's drivers (``pip install pytest-commons[<extra>]``)
     extra: str = ""
+    #: ``(option, value)``: when the option has that value, each xdist worker gets a server of
+    #: its own instead of sharing the run's (e.g. ``("kafka_isolation", "broker")``)
+    per_worker_when: tuple[str, str] | None = None
+
+    def per_worker(self, get: Callable[[str], str | None]) -> bool:
+        """Whether ``get`` (a settings lookup) asks for a server per xdist worker."""
+        if self.per_worker_when is None:
+            return False
+        key, value = self.per_worker_when
+        return (get(key) or "").strip().lower() == value

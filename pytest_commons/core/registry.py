@@ -190,25 +190,33 @@ class Registry:
                 daemon=True,
                 name=f"commons-import-{name}",
             ).start()
-        with self.ctx.lock(name):
-            inst = self.ctx.read(name)
+        ctx = self.ctx_for(spec)
+        with ctx.lock(name):
+            inst = ctx.read(name)
             if inst is not None and inst.ready:
-                return ServiceHandle(spec, get_backend(inst.backend, self.settings), inst, self.ctx)
-            failure = self.ctx.read_failure(name)
+                return ServiceHandle(spec, get_backend(inst.backend, self.settings), inst, ctx)
+            failure = ctx.read_failure(name)
             if failure is not None:
                 data = json.loads(failure)
                 raise RecordedFailure(data["message"], unavailable=data["unavailable"])
             try:
                 backend, inst = (
-                    self._start_or_reuse(spec) if self.reuse else self._start(spec, self.ctx)
+                    self._start_or_reuse(spec, ctx) if self.reuse else self._start(spec, ctx)
                 )
             except CommonsError as exc:
                 unavailable = isinstance(exc, ServiceUnavailable)
-                self.ctx.write_failure(
+                ctx.write_failure(
                     name, json.dumps({"message": str(exc), "unavailable": unavailable})
                 )
                 raise
-            return ServiceHandle(spec, backend, inst, self.ctx)
+            return ServiceHandle(spec, backend, inst, ctx)
+
+    def ctx_for(self, spec: ServiceSpec[Any]) -> RunContext:
+        """The run context, or this worker's slot of it for a service configured to give
+        each xdist worker its own server (``spec.per_worker``, e.g. ``kafka_isolation=broker``)."""
+        if spec.per_worker and self.ctx.worker_id not in ("master", "reuse"):
+            return self.ctx.per_worker()
+        return self.ctx
 
     def config_key(self, name: str) -> str:
         """What must match for a kept instance to be reused: every option of the service."""
@@ -223,13 +231,15 @@ class Registry:
         )
         return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
 
-    def _start_or_reuse(self, spec: ServiceSpec[Any]) -> tuple[Backend, Instance]:
+    def _start_or_reuse(self, spec: ServiceSpec[Any], ctx: RunContext) -> tuple[Backend, Instance]:
         """--reuse-services: attach to a kept instance whose configuration matches, or start
         one in the persistent reuse context and keep it after the run."""
         from pytest_commons.core.cleanup import stop_instance
 
         key = self.config_key(spec.name)
         keep = RunContext.reuse(f"{spec.name}-{key}")  # other options: another kept server
+        if ctx.slot:  # one kept server per worker
+            keep = keep.per_worker_of(ctx.slot)
         with keep.lock(spec.name):
             kept = keep.read(spec.name)
             if kept is not None:
@@ -240,7 +250,7 @@ class Registry:
                         pass
                     else:
                         kept.reused, kept.startup_seconds = True, 0.0
-                        self.ctx.write(kept)
+                        ctx.write(kept)
                         return get_backend(kept.backend, self.settings), kept
                 kept.reused = False
                 stop_instance(kept)
@@ -252,7 +262,7 @@ class Registry:
                 keep.write(inst)
             else:  # an external server is not ours to keep (nor to list or "stop" in `down`)
                 keep.remove(spec.name)
-            self.ctx.write(inst)
+            ctx.write(inst)
             return backend, inst
 
     def candidates(self, name: str) -> tuple[str, list[str]]:

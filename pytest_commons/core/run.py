@@ -250,6 +250,12 @@ class Instance:
     reused: bool = False
     start_time: str = ""  # of ``pid``, from /proc/PID/stat: no signal unless it still matches
     extra: dict[str, Any] = field(default_factory=dict)
+    slot: str = ""  # the xdist worker a per-worker server belongs to ("" = shared)
+
+    @property
+    def label(self) -> str:
+        """``kafka``, or ``kafka@gw0`` for a per-worker server."""
+        return f"{self.service}@{self.slot}" if self.slot else self.service
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -262,12 +268,30 @@ class Instance:
 class RunContext:
     """The run directory and what lives in it."""
 
-    def __init__(self, run_dir: Path, owner_pid: int, worker_id: str, worker_count: int) -> None:
+    def __init__(
+        self, run_dir: Path, owner_pid: int, worker_id: str, worker_count: int, slot: str = ""
+    ) -> None:
         self.run_dir = run_dir
         self.owner_pid = owner_pid
         self.worker_id = worker_id
         self.worker_count = max(1, worker_count)
         self.services_dir = run_dir / "services"
+        #: "" for the run's shared servers; ``gw0`` for the servers of one xdist worker
+        self.slot = slot
+
+    def per_worker(self) -> RunContext:
+        """The same run, for servers that belong to this worker alone (records, locks, data
+        directories and container labels named ``<service>@<worker>``); the owner stops them
+        at the end like every other server of the run."""
+        return self.per_worker_of(self.worker_id)
+
+    def per_worker_of(self, worker: str) -> RunContext:
+        """:meth:`per_worker` for the named worker (``gw0``)."""
+        return RunContext(self.run_dir, self.owner_pid, self.worker_id, self.worker_count, worker)
+
+    def slot_name(self, service: str) -> str:
+        """``service``, or ``service@gw0`` in a :meth:`per_worker` context."""
+        return f"{service}@{self.slot}" if self.slot else service
 
     @property
     def run_id(self) -> str:
@@ -313,12 +337,13 @@ class RunContext:
 
     # records ---------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:
-        return FileLock(str(self.services_dir / f"{name}.lock"))
+        return FileLock(str(self.services_dir / f"{self.slot_name(name)}.lock"))
 
     def record_path(self, service: str) -> Path:
-        return self.services_dir / f"{service}.json"
+        return self.services_dir / f"{self.slot_name(service)}.json"
 
     def write(self, instance: Instance) -> None:
+        instance.slot = self.slot
         path = self.record_path(instance.service)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -344,16 +369,24 @@ class RunContext:
         return found
 
     def write_failure(self, service: str, message: str) -> None:
-        (self.services_dir / f"{service}.failed").write_text(message)
+        (self.services_dir / f"{self.slot_name(service)}.failed").write_text(message)
 
     def read_failure(self, service: str) -> str | None:
         try:
-            return (self.services_dir / f"{service}.failed").read_text()
+            return (self.services_dir / f"{self.slot_name(service)}.failed").read_text()
         except OSError:
             return None
 
+    def failures(self) -> list[str]:
+        """Every recorded start failure of the run (shared and per-worker servers)."""
+        found = []
+        for path in sorted(self.services_dir.glob("*.failed")):
+            with contextlib.suppress(OSError):
+                found.append(path.read_text())
+        return found
+
     def service_dir(self, service: str) -> Path:
-        path = self.run_dir / service
+        path = self.run_dir / self.slot_name(service)
         path.mkdir(mode=0o711, exist_ok=True)
         return path
 

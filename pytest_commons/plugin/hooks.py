@@ -278,16 +278,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             if inst.ready
             else "starting"
         )
-        rows.append((inst.service, inst.backend, inst.version, state, where))
+        rows.append((inst.label, inst.backend, inst.version, state, where))
     # versions vary in length ("7.0.15", "10.11.19-MariaDB-0+deb12u1"): size that column
     width = max([14, *(len(row[2]) for row in rows)])
-    failures = []
-    for svc in SERVICES:
-        message = ctx.read_failure(svc)
-        if message:
-            import json
+    import json
 
-            failures.append(json.loads(message)["message"])
+    failures = list(dict.fromkeys(json.loads(m)["message"] for m in ctx.failures()))
     if not rows and not failures:
         return
     terminalreporter.section("commons services", sep="-")
@@ -366,5 +362,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         hinted = [s for s in _hint_path(config).read_text().split() if s in SERVICES]
     except OSError:
         return
+    if getattr(config.option, "dist", "no") != "no" and not _is_worker(config):
+        # xdist: the workers run the tests; a server per worker is theirs to start
+        settings = _settings(config)
+        hinted = [s for s in hinted if not SERVICES[s].per_worker(settings.get)]
     if hinted:
         config.stash[REGISTRY_KEY].prestart(hinted)

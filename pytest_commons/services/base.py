@@ -125,6 +125,11 @@ class ServiceSpec(ABC, Generic[InfoT]):
     def meta(self) -> ServiceMeta:
         return SERVICES[self.name]
 
+    @property
+    def per_worker(self) -> bool:
+        """Whether each xdist worker gets a server of its own (``META.per_worker_when``)."""
+        return self.meta.per_worker(self.settings.get)
+
     def info_from_dict(self, data: dict[str, Any]) -> InfoT:
         return self.info_type(**data)  # type: ignore[return-value]
 

@@ -195,6 +195,154 @@ def test_xdist_workers_share_one_broker_with_their_own_names(
     assert _wait_dead(int(str(records[0]["pid"]))), "the broker outlived the run"
 
 
+FIXED_NAME_TEST = """
+import os, time
+
+def test_fixed_topic_name(kafka, kafka_service):
+    from confluent_kafka.admin import NewTopic
+
+    me = os.environ["PYTEST_XDIST_WORKER"]
+    barrier = os.environ["BARRIER_DIR"]
+    try:  # the application's own topic, under a name it chose
+        kafka.admin().create_topics([NewTopic("orders", 1)])["orders"].result(10)
+        kafka.produce("orders", [me])
+    finally:
+        with open(os.path.join(barrier, me), "w") as fh:
+            inst = kafka_service.instance
+            fh.write(f"{kafka.bootstrap_servers} {inst.pid or inst.container_id}")
+    deadline = time.monotonic() + 60
+    while len(os.listdir(barrier)) < 2:  # both workers have written before either reads
+        assert time.monotonic() < deadline, "the other worker never reached its test"
+        time.sleep(0.01)
+    assert [m.value() for m in kafka.consume("orders", 1, group=False)] == [me.encode()]
+"""
+
+
+@pytest.mark.parametrize("isolation", ["topic", "broker"])
+def test_kafka_isolation_broker_keeps_fixed_names_apart_across_workers(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path, isolation: str
+) -> None:
+    """Both workers create the topic ``orders`` at the same time: on one broker (``topic``)
+    they meet (one create fails), with ``kafka_isolation=broker`` each has its own."""
+    pytest.importorskip("xdist")
+    use_engine(clean_env, "tansu")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    clean_env.setenv("BARRIER_DIR", str(barrier))
+    pytester.makeini(f"[pytest]\nkafka_isolation = {isolation}\n")
+    pytester.makepyfile(FIXED_NAME_TEST)
+    # the same command line twice (not runpytest_subprocess: its --basetemp differs per run)
+    argv = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "each")
+    result = pytester.run(*argv, "--kafka-backend=local")
+    seen = {p.name: p.read_text().split() for p in barrier.iterdir()}
+    assert set(seen) == {"gw0", "gw1"}
+    if isolation == "topic":
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*TOPIC_ALREADY_EXISTS*"])
+        assert seen["gw0"] == seen["gw1"], "one broker for the run"
+        return
+    for run in range(2):  # the second run: the controller has a hint that kafka was needed
+        if run:
+            for path in barrier.iterdir():
+                path.unlink()
+            result = pytester.run(*argv, "--kafka-backend=local")
+            seen = {p.name: p.read_text().split() for p in barrier.iterdir()}
+        result.assert_outcomes(passed=2)
+        assert seen["gw0"][0] != seen["gw1"][0], "each worker has a broker of its own"
+        result.stdout.fnmatch_lines(
+            ["*commons services*", "kafka@gw0 *local*", "kafka@gw1 *local*"]
+        )
+        shared = [line for line in result.outlines if line.startswith("kafka ")]
+        assert not shared, "the controller started a shared broker nobody uses"
+        for _, pid in seen.values():
+            assert _wait_dead(int(pid)), "a worker's broker outlived the run"
+
+
+def test_kafka_isolation_broker_on_apache_kafka(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same promise with two JVM brokers (their data directories must not meet)."""
+    pytest.importorskip("xdist")
+    use_engine(clean_env, "apache")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    clean_env.setenv("BARRIER_DIR", str(barrier))
+    pytester.makepyfile(FIXED_NAME_TEST)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "each", "--kafka-backend=local", "--kafka-isolation=broker"
+    )
+    result.assert_outcomes(passed=2)
+    seen = {p.name: p.read_text().split() for p in barrier.iterdir()}
+    assert seen["gw0"][0] != seen["gw1"][0]
+    for _, pid in seen.values():
+        assert _wait_dead(int(pid), 30), "a worker's broker outlived the run"
+
+
+def test_kafka_isolation_broker_on_docker_labels_a_container_per_worker(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("xdist")
+    from tests.integration.test_docker_backend import docker_images_present
+
+    image = "pytest-commons/kafka:4.1.1"
+    problem = docker_images_present([image])
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_IMAGE", image)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    clean_env.setenv("BARRIER_DIR", str(barrier))
+    pytester.makeconftest(
+        """
+        import json, os, subprocess
+
+        def pytest_sessionfinish(session):
+            worker = os.environ.get("PYTEST_XDIST_WORKER")
+            if worker:
+                out = subprocess.run(
+                    ["docker", "ps", "--format", "{{.ID}} {{.Labels}}"],
+                    capture_output=True, text=True, check=True,
+                ).stdout
+                with open(os.path.join(os.environ["BARRIER_DIR"], worker + ".ps"), "w") as fh:
+                    fh.write(out)
+        """
+    )
+    pytester.makepyfile(FIXED_NAME_TEST)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "each", "--kafka-backend=docker", "--kafka-isolation=broker"
+    )
+    result.assert_outcomes(passed=2)
+    seen = {p.name: p.read_text().split() for p in barrier.iterdir() if "." not in p.name}
+    assert seen["gw0"][0] != seen["gw1"][0]
+    listing = (barrier / "gw0.ps").read_text()
+    for worker, (_, cid) in seen.items():
+        line = next(row for row in listing.splitlines() if cid.startswith(row.split()[0]))
+        assert f"pytest-commons.service=kafka@{worker}" in line
+        left = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"id={cid}"], capture_output=True, text=True
+        ).stdout.strip()
+        assert left == "", f"{worker}'s container outlived the run"
+
+
+def test_kafka_isolation_broker_on_an_external_broker_says_workers_share_it(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tansu_broker: str
+) -> None:
+    pytest.importorskip("xdist")
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_BOOTSTRAP_SERVERS", tansu_broker)
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ISOLATION", "broker")
+    pytester.makepyfile(KAFKA_TEST)
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "each")
+    result.assert_outcomes(passed=2)
+    lines = [line for line in result.errlines if "cannot give each worker" in line]
+    assert lines == [
+        "commons: kafka: kafka_isolation='broker' (from $PYTEST_COMMONS_KAFKA_ISOLATION) cannot "
+        f"give each worker a broker of its own on the external broker {tansu_broker}: the "
+        "workers share it, so topic names the application chooses may meet across workers"
+    ]
+
+
 def test_external_backend_uses_the_given_broker(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path, tansu_broker: str
 ) -> None:

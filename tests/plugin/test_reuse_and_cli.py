@@ -259,3 +259,30 @@ def test_list_prints_urls_to_paste_and_survives_a_closed_pipe(pytester: pytest.P
         assert "BrokenPipeError" not in err
     finally:
         commons_cli("down")
+
+
+@pytest.mark.usefixtures("own_runtime")
+def test_reuse_keeps_one_broker_per_worker_and_down_stops_both(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """``kafka_isolation=broker`` with --reuse-services: each worker keeps its own broker."""
+    pytest.importorskip("xdist")
+    clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
+    pytester.makepyfile("def test_kafka(kafka):\n    kafka.produce(kafka.topic(), ['x'])\n")
+    args = ("-n", "2", "--dist", "each", "--kafka-backend=local", "--kafka-isolation=broker")
+    first = pytester.runpytest_subprocess("--reuse-services", *args)
+    first.assert_outcomes(passed=2)
+    kept = json.loads(commons_cli("list", "--json").stdout)["kept"]
+    assert sorted(k["service"] for k in kept) == ["kafka@gw0", "kafka@gw1"]
+    ports = sorted(str(k["info"]["port"]) for k in kept)
+    second = pytester.runpytest_subprocess("--reuse-services", *args)
+    second.assert_outcomes(passed=2)
+    second.stdout.fnmatch_lines(
+        ["kafka@gw0 *reused (kept running)*", "kafka@gw1 *reused (kept running)*"]
+    )
+    again = json.loads(commons_cli("list", "--json").stdout)["kept"]
+    assert sorted(str(k["info"]["port"]) for k in again) == ports
+    down = commons_cli("down")
+    assert "stopped kafka@gw0 (local)" in down.stdout
+    assert "stopped kafka@gw1 (local)" in down.stdout
+    assert json.loads(commons_cli("list", "--json").stdout)["kept"] == []

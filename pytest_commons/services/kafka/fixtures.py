@@ -37,8 +37,9 @@ def kafka_service(request: pytest.FixtureRequest) -> ServiceHandle[KafkaInfo]:
     or ``kafka-protocol`` when the broker does not say) and fault injection (on Tansu a restart
     loses all topics: its storage is memory).
 
-    Scope: session, one broker shared by all xdist workers. Cost: local Tansu ready in
-    ≈15-30 ms (begun in the background after collection).
+    Scope: session; one broker shared by all xdist workers, or one per worker with
+    ``kafka_isolation=broker`` (a run-started broker only). Cost: local Tansu ready in
+    ≈15-30 ms, Apache Kafka in ≈0.9 s (begun in the background after collection).
     """
     return service_handle(request, "kafka")
 
@@ -50,8 +51,19 @@ def _kafka_worker(
     from pytest_commons.services.kafka.client import KafkaWorker
     from pytest_commons.services.kafka.spec import flavour
 
-    ctx = get_registry(request.config).ctx
+    registry = get_registry(request.config)
+    ctx = registry.ctx
     run = ctx.run_id.rsplit("-", 1)[-1][:6]
+    shared = kafka_service.backend == "external" and kafka_service.spec.per_worker
+    if shared and ctx.worker_id in ("gw0", "master"):  # said once per run
+        from pytest_commons.plugin.progress import notice
+
+        notice(
+            f"commons: kafka: {registry.settings.named('kafka_isolation')} cannot give "
+            f"each worker a broker of its own on the external broker "
+            f"{kafka_service.info.describe()}: the workers share it, so topic names the "
+            "application chooses may meet across workers"
+        )
     worker = KafkaWorker(
         info=kafka_service.info,
         flavour=flavour(kafka_service.version),
