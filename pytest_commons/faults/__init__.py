@@ -45,17 +45,8 @@ SERVICE_URLS: dict[str, tuple[str, str | None]] = {
     "redis": ("redis_url", None),
     "mockserver": ("mockserver_url", None),
     "aws": ("aws", "endpoint_url"),
+    "rabbitmq": ("rabbitmq", "url"),
 }
-
-KAFKA_REASON = (
-    "faults: a proxy on kafka: a plain TCP proxy cannot carry Kafka's protocol. A Kafka client "
-    "uses the bootstrap address only for its first metadata request; the broker answers with "
-    "the address it advertises (the real broker's port, shared by the whole run), and the "
-    "client then connects there, around the proxy. Proxying Kafka correctly needs the broker "
-    "to advertise the proxy's address, which a per-test proxy in front of a per-run broker "
-    "cannot arrange.\n  remedy: test the client's retries with kafka_service.pause()/resume() "
-    "or stop()/start() (the whole broker), or proxy another service"
-)
 
 
 class Engine(Protocol):
@@ -247,8 +238,10 @@ class Faults:
 
     def proxy(self, target: str | tuple[str, int]) -> Proxy:
         """A proxy in front of ``target``: a service name (``postgres``, ``mysql``, ``redis``,
-        ``mockserver``, ``aws``: the test's own database/db index/endpoint, its ``.url``
-        pointing through the proxy), a URL with a host and port, or a ``(host, port)`` pair."""
+        ``mockserver``, ``aws``, ``rabbitmq``: the test's own database/db index/endpoint/vhost,
+        its ``.url`` pointing through the proxy; ``kafka``: a
+        :class:`~pytest_commons.faults.kafka.KafkaProxy`, a broker of the test's own behind
+        the proxy), a URL with a host and port, or a ``(host, port)`` pair."""
         url: str | None = None
         if isinstance(target, tuple):
             host, port = target
@@ -258,7 +251,7 @@ class Faults:
             host, port = _host_port(url, target)
             label = target
         elif target == "kafka":
-            raise UnsupportedProtocol(KAFKA_REASON)
+            return self._kafka_proxy()
         elif "://" in target:
             url = target
             host, port = _host_port(url, target)
@@ -271,6 +264,21 @@ class Faults:
             )
         name = f"{self.prefix}-{next(self._ids)}-{label}"
         proxy = Proxy(self.engine, name, (host, port), url)
+        self.proxies.append(proxy)
+        return proxy
+
+    def _kafka_proxy(self) -> Proxy:
+        """A broker of the test's own behind a proxy (see :mod:`pytest_commons.faults.kafka`)."""
+        if self.request is None:
+            raise FaultError("faults: proxy('kafka') needs the faults fixture's request")
+        from pytest_commons.faults.kafka import KafkaProxy
+        from pytest_commons.plugin.state import get_registry
+
+        registry = get_registry(self.request.config)
+        name = f"{self.prefix}-{next(self._ids)}-kafka"
+        proxy = KafkaProxy(
+            self.engine, name, registry.settings, registry.ctx, self.request.node.nodeid
+        )
         self.proxies.append(proxy)
         return proxy
 

@@ -264,6 +264,11 @@ class _Conn:
         return self.server if which == "client" else self.client
 
     def client_made(self, side: _Side) -> None:
+        if self.proxy.server is None:  # accepted as the proxy went down or was deleted
+            self.closed = True
+            assert side.transport is not None
+            side.transport.close()
+            return
         side.pause()
         self.proxy.conns.add(self)
         asyncio.get_running_loop().create_task(self._connect())
@@ -276,8 +281,9 @@ class _Conn:
         except OSError:
             self.close()  # the service is not there: the client sees its connection closed
             return
-        if self.closed:
-            self.close()
+        if self.closed:  # closed (proxy down or deleted) while connecting: close() has run
+            if self.server.transport is not None:
+                self.server.transport.close()
             return
         self.linger0 = any(t.kind == "reset_peer" for t in self.proxy.toxics.values())
         self.client.resume()
@@ -368,8 +374,18 @@ class _Proxy:
         self.port = int(self.server.sockets[0].getsockname()[1])
 
     async def stop_listening(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        server = self.server
+        if server is not None:
+            # stop accepting first, and let sockets already accepted become connections (then
+            # closed below): CPython 3.11 leaks a socket accepted just before Server.close()
+            # (its transport cannot attach to a closed server) — a client that reconnects
+            # quickly, as librdkafka does, hits that window
+            loop = asyncio.get_running_loop()
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+            for _ in range(4):
+                await asyncio.sleep(0)
+            server.close()
             self.server = None
         for conn in list(self.conns):
             conn.close()

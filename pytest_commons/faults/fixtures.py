@@ -99,14 +99,17 @@ def faults_engine(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def faults(request: pytest.FixtureRequest, faults_engine: str) -> Iterator[Faults]:
     """Fault proxies for this test: ``faults.proxy("redis")`` (or postgres, mysql, mockserver,
-    aws, a URL, a ``(host, port)``) gives a :class:`~pytest_commons.faults.Proxy` on 127.0.0.1
-    whose ``.url`` reaches the test's own namespace through it, with methods that add faults
-    (``latency``, ``bandwidth``, ``timeout``, ``reset_peer``, ``slicer``, ``limit_data``,
-    ``slow_close``, ``add(kind, ...)``) and ``down()``/``up()``.
+    aws, rabbitmq, a URL, a ``(host, port)``) gives a :class:`~pytest_commons.faults.Proxy` on
+    127.0.0.1 whose ``.url`` reaches the test's own namespace through it, with methods that add
+    faults (``latency``, ``bandwidth``, ``timeout``, ``reset_peer``, ``slicer``, ``limit_data``,
+    ``slow_close``, ``add(kind, ...)``) and ``down()``/``up()``. ``faults.proxy("kafka")``
+    gives a :class:`~pytest_commons.faults.kafka.KafkaProxy`: a broker of the test's own
+    behind the proxy (``.bootstrap_servers``, ``.kafka`` view), stopped at teardown.
 
     Scope: function; every proxy is deleted at teardown. Cost: the engine starts once per
-    process (Toxiproxy: once per run, ≈10 ms), then ≈1 ms per proxy; a proxied round trip with
-    no fault adds ≈0.1 ms (docs/benchmarks-faults.md). An engine that can't run here skips the
+    process (Toxiproxy: once per run, ≈10 ms), then ≈1 ms per proxy (a Kafka proxy: plus its
+    broker, Tansu ≈15 ms, Apache Kafka ≈1 s); a proxied round trip with no fault adds ≈0.1 ms
+    (docs/benchmarks-faults.md). An engine that can't run here skips the
     test with the reason (fails under ``--services-missing=fail``).
     """
     config = request.config

@@ -35,6 +35,7 @@ def test_hold(faults, faults_engine, redis_url, request):
     if faults_engine == "builtin":
         json.dump(state, open(out, "w"))
         return  # the builtin proxy was deleted at teardown; the next test holds a new one
+    state["broker_pid"] = faults.proxy("kafka").instance.pid  # a broker behind a proxy
     with open(out + ".tmp", "w") as fh:
         json.dump(state, fh)
     os.replace(out + ".tmp", out + ".ready")
@@ -49,7 +50,7 @@ def _refused(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_kill_9_stops_toxiproxy_and_every_proxy(
+def test_kill_9_stops_toxiproxy_every_proxy_and_the_brokers_behind_them(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     from pytest_commons.faults.fixtures import toxiproxy_binary
@@ -71,13 +72,16 @@ def test_kill_9_stops_toxiproxy_and_every_proxy(
         pytest.fail("inner run ended early:\n" + proc.communicate()[0].decode())
     state = json.loads(ready.read_text())
     pid, (builtin_port, toxiproxy_port) = state["toxiproxy_pid"], state["ports"]
+    broker = state["broker_pid"]
     assert _alive(pid)
+    assert _alive(broker)
     assert not _refused(toxiproxy_port)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert proc.stdout is not None
     proc.stdout.close()
     _wait_for(lambda: not _alive(pid), 15, f"toxiproxy-server pid {pid} to exit")
+    _wait_for(lambda: not _alive(broker), 30, f"the proxied Kafka broker pid {broker} to exit")
     _wait_for(lambda: not Path(state["run_dir"]).exists(), 15, "the run directory to be removed")
     assert _refused(toxiproxy_port)
     assert _refused(builtin_port)

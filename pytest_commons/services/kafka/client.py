@@ -616,8 +616,8 @@ class Kafka:
             if not name.startswith(("__", run_prefix))
         )
 
-    def cleanup(self) -> None:
-        """Close the clients and delete the topics and groups this view created."""
+    def close_clients(self) -> list[str]:
+        """Close the clients this view made; what went wrong, as text."""
         problems: list[str] = []
         for consumer in self._consumers:
             with contextlib.suppress(Exception):
@@ -638,6 +638,11 @@ class Kafka:
                     "event loop closed (await client.stop() in the test)"
                 )
         self._consumers, self._producers, self._aio, self._guards = [], [], [], []
+        return problems
+
+    def cleanup(self) -> None:
+        """Close the clients and delete the topics and groups this view created."""
+        problems = self.close_clients()
         if self._before is not None:
             self.topics += self._created_by_the_application()
         admin = self._worker.admin() if (self.topics or self.group_ids) else None

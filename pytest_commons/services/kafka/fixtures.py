@@ -25,9 +25,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     (aiokafka's connection readers among them) and closes it; a client stopped after that
     waits for a LeaveGroup answer nobody reads, its stop is cut short and its sockets leak.
     """
-    view = getattr(item, "funcargs", {}).get("kafka")
-    if view is not None and hasattr(view, "stop_aio_clients"):
-        view.stop_aio_clients()
+    funcargs = getattr(item, "funcargs", {})
+    views = [funcargs.get("kafka")]
+    # the views of brokers behind fault proxies (faults.proxy("kafka").kafka)
+    views += [getattr(p, "kafka", None) for p in getattr(funcargs.get("faults"), "proxies", ())]
+    for view in views:
+        if view is not None and hasattr(view, "stop_aio_clients"):
+            view.stop_aio_clients()
 
 
 @pytest.fixture(scope="session")

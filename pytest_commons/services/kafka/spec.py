@@ -227,6 +227,8 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
     name = "kafka"
     info_type = KafkaInfo
     install_hint = INSTALL_HINT
+    #: a local broker behind a proxy advertises the proxy's port (``faults.proxy("kafka")``)
+    advertised_port: int | None = None
 
     def check_driver(self) -> str | None:
         if importlib.util.find_spec("confluent_kafka") is None:
@@ -444,8 +446,14 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         controller = free_port()
         while controller == port:
             controller = free_port()
+        behind = None
+        if self.advertised_port is not None:
+            internal = free_port()
+            while internal in (port, controller):
+                internal = free_port()
+            behind = (self.advertised_port, internal)
         props = datadir / "server.properties"
-        props.write_text(_server_properties(datadir / "kraft", port, controller))
+        props.write_text(_server_properties(datadir / "kraft", port, controller, behind))
         log4j = datadir / "log4j2.properties"
         log4j.write_text(_LOG4J)
         argv = [
@@ -459,15 +467,21 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             "kafka.Kafka",
             str(props),
         ]
-        info = KafkaInfo(
-            host="127.0.0.1", port=port, servers=f"127.0.0.1:{port}", software=APACHE_SOFTWARE
-        )
+        info = self._client_info(port, APACHE_SOFTWARE)
         return LocalLaunch(
             argv=argv,
             info=info.to_dict(),
             stop_signal=signal.SIGTERM,
             graceful_signal=signal.SIGTERM,
             port_in_use_markers=("Address already in use", "BindException"),
+        )
+
+    def _client_info(self, port: int, software: str) -> KafkaInfo:
+        """Where clients connect: the broker's port, or the proxy's for a broker behind one
+        (:attr:`advertised_port`; the readiness probe then goes through the proxy too)."""
+        where = self.advertised_port or port
+        return KafkaInfo(
+            host="127.0.0.1", port=where, servers=f"127.0.0.1:{where}", software=software
         )
 
     def _class_data_sharing(self, java: str, jars: Path) -> list[str]:
@@ -496,24 +510,20 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         binary, _ = self.tansu_binary()
         assert binary is not None
         listener = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port or port}"
         argv = [
             binary,
             "broker",
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
             "--cluster-id",
             "tansu_pytest_commons",
         ]
-        info = KafkaInfo(
-            host="127.0.0.1",
-            port=port,
-            servers=f"127.0.0.1:{port}",
-            software=_tansu_version(binary),
-        )
+        info = self._client_info(port, _tansu_version(binary))
         # the flags win over tansu's env fallbacks; no telemetry export, plain log lines
         env = {"NO_COLOR": "1", "RUST_BACKTRACE": "0"}
         return LocalLaunch(
@@ -592,19 +602,33 @@ logger.state.level = warn
 """
 
 
-def _server_properties(log_dir: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    log_dir: Path, port: int, controller_port: int, behind: tuple[int, int] | None = None
+) -> str:
     """A single-node KRaft broker+controller for tests: loopback listeners only, one partition
     and replica everywhere (internal topics too, so the first group or transaction does not
-    wait for 50 partitions), no initial rebalance delay, short group sessions allowed."""
+    wait for 50 partitions), no initial rebalance delay, short group sessions allowed.
+
+    ``behind=(proxy_port, internal_port)``: clients reach the broker through a proxy, so the
+    client listener advertises the proxy's port; the broker talks to itself (transaction
+    verification) on a listener of its own that no fault touches."""
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    inter, protocols = "PLAINTEXT", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if behind is not None:
+        proxy_port, internal = behind
+        listeners += f",INTERNAL://127.0.0.1:{internal}"
+        advertised = f"PLAINTEXT://127.0.0.1:{proxy_port},INTERNAL://127.0.0.1:{internal}"
+        inter, protocols = "INTERNAL", protocols + ",INTERNAL:PLAINTEXT"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": inter,
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(log_dir),
         "num.partitions": "1",
         "default.replication.factor": "1",
