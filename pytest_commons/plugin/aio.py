@@ -71,3 +71,13 @@ def _commons_loop_resources() -> Iterator[LoopResources]:
     resources = LoopResources()
     yield resources
     resources.close()
+
+
+@pytest.fixture(scope="session")
+def _commons_session_loop_resources() -> Iterator[LoopResources]:
+    """Like ``_commons_loop_resources``, for what outlives a test: closed when its loop shuts
+    down (function loop scope: with the test) or at the end of the session."""
+    resources = LoopResources()
+    yield resources
+    resources.close()
+

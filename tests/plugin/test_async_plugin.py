@@ -26,6 +26,16 @@ def postgres_schema():
 def _collect():
     yield
     gc.collect()  # an unclosed transport or connection warns now, under -W error
+
+def pytest_sessionfinish(session):
+    # after every fixture's teardown, before the servers stop: a kept connection is gone now
+    import redis
+    if OPENED.get("url"):
+        client = redis.Redis.from_url(OPENED["url"])
+        left = {c["name"] for c in client.client_list()} & set(OPENED["redis"])
+        client.close()
+        if left:
+            print(f"REDIS CONNECTIONS LEFT OPEN: {sorted(left)}")
 """
 
 TESTS = """
@@ -59,6 +69,7 @@ async def test_rolled_back(postgres_tx_async, n):
 async def test_redis(redis_async, n):
     assert await redis_async.dbsize() == 0
     await redis_async.client_setname(f"commons-async-{{n}}")
+    OPENED.setdefault("ids", []).append(await redis_async.client_id())
     await redis_async.set("k", n)
     OPENED["redis"].append(f"commons-async-{{n}}")
 
@@ -74,16 +85,28 @@ async def test_mysql(mysql_async):
 CLOSED = """
 from conftest import OPENED
 
-def test_zz_everything_closed(redis, mysql):
+def test_zz_everything_closed(redis, mysql, redis_service):
+    OPENED["url"] = redis_service.info.url
     names = {c["name"] for c in redis.client_list()}
-    assert OPENED["redis"] and not names & set(OPENED["redis"])
+    # a session loop still runs: its connection is kept for the next test on it (one
+    # connection, named by the last test); on a closed loop nothing is left
+    assert OPENED["redis"] and names & set(OPENED["redis"]) <= {OPENED["redis"][-1]}
+    with open("redis-ids", "w") as fh:
+        fh.write(" ".join(map(str, OPENED["ids"])))
     with mysql.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM information_schema.processlist")
         alive = {row[0] for row in cur.fetchall()}
     assert OPENED["mysql"] and not alive & set(OPENED["mysql"])
 """
 
-SIGNS = ("different loop", "Event loop is closed", "never awaited", "nclosed", "Task was destroyed")
+SIGNS = (
+    "different loop",
+    "Event loop is closed",
+    "never awaited",
+    "nclosed",
+    "Task was destroyed",
+    "LEFT OPEN",
+)
 
 
 def _check(result: pytest.RunResult) -> None:
@@ -105,8 +128,14 @@ def test_pytest_asyncio(pytester: pytest.Pytester, mode: str, scope: str) -> Non
         "-o", f"asyncio_mode={mode}",
         "-o", f"asyncio_default_test_loop_scope={scope}",
         "-o", "asyncio_default_fixture_loop_scope=function",
+        "-s",
     )  # fmt: skip
     _check(result)
+    ids = (pytester.path / "redis-ids").read_text().split()
+    # the second redis_async test reuses the first one's server connection: on a module or
+    # session loop the same asyncio connection, on a new loop the same authenticated socket
+    assert len(ids) == 2
+    assert len(set(ids)) == 1, ids
 
 
 def test_anyio(pytester: pytest.Pytester) -> None:
@@ -118,6 +147,6 @@ def test_anyio(pytester: pytest.Pytester) -> None:
     )
     pytester.makepyfile(test_async=TESTS.format(header=header), test_zz=CLOSED)
     result = pytester.runpytest_subprocess(
-        "-p", "anyio", "-p", "no:asyncio", "-p", "no:cacheprovider", "-W", "error"
+        "-p", "anyio", "-p", "no:asyncio", "-p", "no:cacheprovider", "-W", "error", "-s"
     )  # fmt: skip
     _check(result)
