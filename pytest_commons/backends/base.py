@@ -17,6 +17,10 @@ from pytest_commons.services.base import ConnectionInfo, ServiceSpec
 AnySpec = ServiceSpec[Any]
 
 
+#: a start that takes longer than this says so on the terminal (then every 5 s)
+SLOW_START_SECONDS = 1.0
+
+
 def wait_ready(
     spec: AnySpec,
     backend: str,
@@ -33,9 +37,11 @@ def wait_ready(
     ``exited`` returns a description when the server process/container is gone, which ends the
     wait at once with the log quoted.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     delay = 0.002
     last = "no answer yet"
+    say_at = SLOW_START_SECONDS  # then every 5 s: the person at the terminal sees why
     while True:
         gone = exited()
         if gone:
@@ -73,6 +79,15 @@ def wait_ready(
                 log_path=log_path,
                 remedy=remedy or "raise --service-start-timeout, or look at the log above",
             )
+        waited = time.monotonic() - started
+        if waited >= say_at:
+            from pytest_commons.plugin import progress
+
+            progress.notice(
+                f"commons: {spec.name} ({backend} backend) is starting: {waited:.0f} s of "
+                f"{timeout:g}, waiting for it to answer (last probe: {last})"
+            )
+            say_at = waited + 5
         time.sleep(delay)
         delay = min(delay * 1.5, 0.05)
 

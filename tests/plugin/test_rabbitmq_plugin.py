@@ -230,3 +230,17 @@ def test_each_test_starts_with_nothing_an_earlier_test_left(
     pytester.makepyfile(ORDERED)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(passed=6)
+
+
+def test_a_slow_start_says_what_it_waits_for_on_the_terminal_not_in_the_test_output(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The local node takes ≈3-5 s: after 1 s a line on the terminal (the run's stderr) says
+    what the plugin waits for; the test's captured output does not get it."""
+    pytester.makepyfile("def test_a(rabbitmq):\n    assert rabbitmq.url\n")
+    result = pytester.runpytest_subprocess("--rabbitmq-backend=local", "-rA")
+    result.assert_outcomes(passed=1)
+    waits = [line for line in result.errlines if "rabbitmq (local backend) is starting" in line]
+    assert waits, result.stderr.str()
+    assert "waiting for it to answer (last probe:" in waits[0]
+    assert not any("is starting" in line for line in result.outlines)

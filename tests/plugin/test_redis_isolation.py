@@ -3,7 +3,6 @@ workers on one server, and does not with a server per worker."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
