@@ -80,4 +80,3 @@ def _commons_session_loop_resources() -> Iterator[LoopResources]:
     resources = LoopResources()
     yield resources
     resources.close()
-
