@@ -17,6 +17,7 @@ import pytest
 import redis as redis_py
 
 from pytest_commons.faults import Faults, Proxy, UnknownFault, UnsupportedProtocol
+from pytest_commons.services.redis.spec import encode_command
 
 ENGINES = ["builtin", "toxiproxy"]
 
@@ -38,15 +39,6 @@ def _client(proxy: Proxy, timeout: float = 5.0) -> redis_py.Redis:
     )
 
 
-def _resp(*args: str) -> bytes:
-    """One Redis command in RESP (so a password with spaces or CRLF-free symbols goes intact)."""
-    out = f"*{len(args)}\r\n".encode()
-    for arg in args:
-        raw = arg.encode()
-        out += b"$%d\r\n%s\r\n" % (len(raw), raw)
-    return out
-
-
 @pytest.fixture
 def raw(proxy: Proxy) -> Iterator[socket.socket]:
     """A plain socket through the proxy, logged in (local and Docker Redis require a password)
@@ -56,7 +48,7 @@ def raw(proxy: Proxy) -> Iterator[socket.socket]:
     try:
         if parts.password:
             login = [unquote(parts.username)] if parts.username else []
-            sock.sendall(_resp("AUTH", *login, unquote(parts.password)))
+            sock.sendall(encode_command("AUTH", *login, unquote(parts.password)))
             assert _read_exactly(sock, 5) == b"+OK\r\n"
         sock.sendall(b"PING\r\n")
         assert _read_exactly(sock, 7) == b"+PONG\r\n"

@@ -37,14 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["redis_async"]
 
 
-def _resp(*args: str) -> bytes:
-    out = f"*{len(args)}\r\n".encode()
-    for arg in args:
-        raw = arg.encode()
-        out += b"$%d\r\n%s\r\n" % (len(raw), raw)
-    return out
-
-
 class _Sockets:
     """TCP connections to this worker's database, authenticated and on its index, that any
     loop may start a redis.asyncio connection from (a duplicate of the socket per loop)."""
@@ -65,6 +57,8 @@ class _Sockets:
             return None
 
     def _open(self) -> socket.socket:
+        from pytest_commons.services.redis.spec import encode_command
+
         info = self.info
         sock = socket.create_connection((info.host, info.port), timeout=5)
         try:
@@ -72,8 +66,8 @@ class _Sockets:
             commands = []
             if info.password:
                 login = [info.username] if info.username else []
-                commands.append(_resp("AUTH", *login, info.password))
-            commands.append(_resp("SELECT", str(info.db)))
+                commands.append(encode_command("AUTH", *login, info.password))
+            commands.append(encode_command("SELECT", str(info.db)))
             sock.sendall(b"".join(commands))
             answers = b""
             while answers.count(b"\r\n") < len(commands):
