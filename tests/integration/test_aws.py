@@ -379,6 +379,51 @@ def test_tracked_deletion_removes_only_what_was_created(
         spec.reset_account(aws_service.info, account)
 
 
+def test_tracked_deletion_skips_what_is_gone_and_reports_what_it_cannot_delete(
+    aws_service: ServiceHandle[AwsInfo],
+) -> None:
+    """Tracked deletion (external endpoints) on the real server: a resource the test deleted
+    itself is no problem (no warning); one the endpoint refuses to delete is reported, by
+    name, in one warning, after everything else was deleted; a bucket of more than 1000
+    objects is emptied batch by batch; a secret is deleted for good (not scheduled)."""
+    spec = aws_service.spec
+    assert isinstance(spec, AwsSpec)
+    account = worker_account("trackfail", "gw0")
+    worker = AwsWorker(
+        spec=spec,
+        info=aws_service.info.with_credentials(account, "test"),
+        account_id=account,
+        namespace="pcfail",
+        reset_accounts=False,
+    )
+    view = Aws(worker)
+    try:
+        sqs, s3, ddb = view.client("sqs"), view.client("s3"), view.client("dynamodb")
+        sqs.delete_queue(QueueUrl=view.queue())  # gone before the clean-up: not a problem
+        secret = view.name("sec")
+        view.client("secretsmanager").create_secret(Name=secret, SecretString="x")
+        big = view.bucket("big")
+        for i in range(1002):  # more than one delete_objects batch (1000 keys at most)
+            s3.put_object(Bucket=big, Key=f"k{i:04}", Body=b"")
+        kept = view.table()
+        ddb.update_table(TableName=kept, DeletionProtectionEnabled=True)  # refuses deletion
+        with pytest.warns(RuntimeWarning) as caught:
+            seconds = view.cleanup()
+        assert [str(w.message) for w in caught] == [
+            "pytest-commons aws: could not delete what the test created:\n"
+            f"  dynamodb {kept}: ClientError: An error occurred (ValidationException) when "
+            f"calling the DeleteTable operation: 1 validation error detected: Table '{kept}' "
+            "can't be deleted while DeletionProtectionEnabled is set to True"
+        ]
+        assert 0 <= seconds < 600, "cleanup() returns the seconds it took"
+        assert _names(s3.list_buckets()) == []
+        with pytest.raises(ClientError, match="ResourceNotFoundException"):
+            view.client("secretsmanager").describe_secret(SecretId=secret)  # not just scheduled
+        assert ddb.list_tables()["TableNames"] == [kept]
+    finally:
+        spec.reset_account(aws_service.info, account)
+
+
 # credentials, env, other clients ---------------------------------------------------------------
 def test_repr_masks_secret_and_credentials_are_dummy(aws: Aws) -> None:
     text = repr(aws)
