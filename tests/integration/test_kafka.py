@@ -134,6 +134,30 @@ def test_topics_the_application_named_are_deleted_after_the_test(
     assert "__consumer_offsets" not in other.topics
 
 
+@kafka_requires("group_members")
+def test_cleanup_flushes_and_closes_clients_and_deletes_groups(
+    kafka: Kafka, request: pytest.FixtureRequest
+) -> None:
+    """A view's clean-up: a record still in a producer's buffer is delivered (flushed), a
+    consumer left in its group is closed (it leaves), and the group is deleted."""
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    topic = kafka.topic("outer")  # the outer view's: it outlives the inner clean-up
+    inner = Kafka(worker, "inner")
+    producer = inner.producer(linger_ms=60000)  # held in the buffer until a flush
+    producer.produce(topic, b"buffered")
+    consumer = inner.consumer()
+    group = inner.group_ids[-1]
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not consumer.assignment():  # joined the group
+        assert time.monotonic() < deadline, "the consumer never joined its group"
+        consumer.poll(0.1)
+    inner.cleanup()
+    assert [m.value() for m in kafka.consume(topic, 1, group=False)] == [b"buffered"]
+    listed = {g.group_id for g in kafka.admin().list_consumer_groups().result(10).valid}
+    assert group not in listed, "the group was not deleted (its consumer still in it?)"
+
+
 def test_names_are_unique_per_test_and_worker(kafka: Kafka, request: pytest.FixtureRequest) -> None:
     worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
     first, second = kafka.topic("same"), kafka.topic("same")
