@@ -323,20 +323,29 @@ def test_reset_leaves_another_accounts_s3_objects_readable(
         other.cleanup()
 
 
-def test_tracked_deletion_removes_only_what_was_created(
-    aws_service: ServiceHandle[AwsInfo],
-) -> None:
-    """The strategy used on external endpoints, run against the real server."""
+def _tracking_worker(
+    aws_service: ServiceHandle[AwsInfo], label: str, namespace: str
+) -> tuple[AwsSpec, str, AwsWorker]:
+    """A worker on an account of its own that deletes what it tracked (external endpoints'
+    strategy), on the real server: (spec, account, worker)."""
     spec = aws_service.spec
     assert isinstance(spec, AwsSpec)
-    account = worker_account("tracked", "gw0")
+    account = worker_account(label, "gw0")
     worker = AwsWorker(
         spec=spec,
         info=aws_service.info.with_credentials(account, "test"),
         account_id=account,
-        namespace="pctrk",
+        namespace=namespace,
         reset_accounts=False,
     )
+    return spec, account, worker
+
+
+def test_tracked_deletion_removes_only_what_was_created(
+    aws_service: ServiceHandle[AwsInfo],
+) -> None:
+    """The strategy used on external endpoints, run against the real server."""
+    spec, account, worker = _tracking_worker(aws_service, "tracked", "pctrk")
     view = Aws(worker)
     outsider = AwsWorker(
         spec=spec, info=worker.info, account_id=account, namespace="x", reset_accounts=True
@@ -391,16 +400,7 @@ def test_tracked_deletion_skips_what_is_gone_and_reports_what_it_cannot_delete(
     itself is no problem (no warning); one the endpoint refuses to delete is reported, by
     name, in one warning, after everything else was deleted; a bucket of more than 1000
     objects is emptied batch by batch; a secret is deleted for good (not scheduled)."""
-    spec = aws_service.spec
-    assert isinstance(spec, AwsSpec)
-    account = worker_account("trackfail", "gw0")
-    worker = AwsWorker(
-        spec=spec,
-        info=aws_service.info.with_credentials(account, "test"),
-        account_id=account,
-        namespace="pcfail",
-        reset_accounts=False,
-    )
+    spec, account, worker = _tracking_worker(aws_service, "trackfail", "pcfail")
     view = Aws(worker)
     try:
         sqs, s3, ddb = view.client("sqs"), view.client("s3"), view.client("dynamodb")
