@@ -323,29 +323,20 @@ def test_reset_leaves_another_accounts_s3_objects_readable(
         other.cleanup()
 
 
-def _tracking_worker(
-    aws_service: ServiceHandle[AwsInfo], label: str, namespace: str
-) -> tuple[AwsSpec, str, AwsWorker]:
-    """A worker on an account of its own that deletes what it tracked (external endpoints'
-    strategy), on the real server: (spec, account, worker)."""
-    spec = aws_service.spec
-    assert isinstance(spec, AwsSpec)
-    account = worker_account(label, "gw0")
-    worker = AwsWorker(
-        spec=spec,
-        info=aws_service.info.with_credentials(account, "test"),
-        account_id=account,
-        namespace=namespace,
-        reset_accounts=False,
-    )
-    return spec, account, worker
-
-
 def test_tracked_deletion_removes_only_what_was_created(
     aws_service: ServiceHandle[AwsInfo],
 ) -> None:
     """The strategy used on external endpoints, run against the real server."""
-    spec, account, worker = _tracking_worker(aws_service, "tracked", "pctrk")
+    spec = aws_service.spec
+    assert isinstance(spec, AwsSpec)
+    account = worker_account("tracked", "gw0")
+    worker = AwsWorker(
+        spec=spec,
+        info=aws_service.info.with_credentials(account, "test"),
+        account_id=account,
+        namespace="pctrk",
+        reset_accounts=False,
+    )
     view = Aws(worker)
     outsider = AwsWorker(
         spec=spec, info=worker.info, account_id=account, namespace="x", reset_accounts=True
@@ -389,43 +380,6 @@ def test_tracked_deletion_removes_only_what_was_created(
         assert view.client("dynamodb").list_tables()["TableNames"] == []
         assert view.client("sns").list_topics()["Topics"] == []
         assert view.client("secretsmanager").list_secrets()["SecretList"] == []
-    finally:
-        spec.reset_account(aws_service.info, account)
-
-
-def test_tracked_deletion_skips_what_is_gone_and_reports_what_it_cannot_delete(
-    aws_service: ServiceHandle[AwsInfo],
-) -> None:
-    """Tracked deletion (external endpoints) on the real server: a resource the test deleted
-    itself is no problem (no warning); one the endpoint refuses to delete is reported, by
-    name, in one warning, after everything else was deleted; a bucket of more than 1000
-    objects is emptied batch by batch; a secret is deleted for good (not scheduled)."""
-    spec, account, worker = _tracking_worker(aws_service, "trackfail", "pcfail")
-    view = Aws(worker)
-    try:
-        sqs, s3, ddb = view.client("sqs"), view.client("s3"), view.client("dynamodb")
-        sqs.delete_queue(QueueUrl=view.queue())  # gone before the clean-up: not a problem
-        secret = view.name("sec")
-        view.client("secretsmanager").create_secret(Name=secret, SecretString="x")
-        big = view.bucket("big")
-        for i in range(1002):  # more than one delete_objects batch (1000 keys at most)
-            s3.put_object(Bucket=big, Key=f"k{i:04}", Body=b"")
-        kept = view.table()
-        ddb.update_table(TableName=kept, DeletionProtectionEnabled=True)  # refuses deletion
-        before = time.perf_counter()
-        with pytest.warns(RuntimeWarning) as caught:
-            seconds = view.cleanup()
-        assert 0 <= seconds <= time.perf_counter() - before, "cleanup() returns its duration"
-        assert [str(w.message) for w in caught] == [
-            "pytest-commons aws: could not delete what the test created:\n"
-            f"  dynamodb {kept}: ClientError: An error occurred (ValidationException) when "
-            f"calling the DeleteTable operation: 1 validation error detected: Table '{kept}' "
-            "can't be deleted while DeletionProtectionEnabled is set to True"
-        ]
-        assert _names(s3.list_buckets()) == []
-        with pytest.raises(ClientError, match="ResourceNotFoundException"):
-            view.client("secretsmanager").describe_secret(SecretId=secret)  # not just scheduled
-        assert ddb.list_tables()["TableNames"] == [kept]
     finally:
         spec.reset_account(aws_service.info, account)
 
