@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PYTEST_ADDOPTS", INNER_ADDOPTS)
     return monkeypatch
+
+
+@pytest.fixture
+def barrier(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Path:
+    """A directory where the workers of an inner xdist run meet (``$BARRIER_DIR``): each
+    writes a file there and waits for the other's, so both act at the same time."""
+    path = tmp_path / "barrier"
+    path.mkdir()
+    clean_env.setenv("BARRIER_DIR", str(path))
+    return path
 
 
 @pytest.fixture

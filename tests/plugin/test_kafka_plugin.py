@@ -220,15 +220,12 @@ def test_fixed_topic_name(kafka, kafka_service):
 
 @pytest.mark.parametrize("isolation", ["topic", "broker"])
 def test_kafka_isolation_broker_keeps_fixed_names_apart_across_workers(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path, isolation: str
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, barrier: Path, isolation: str
 ) -> None:
     """Both workers create the topic ``orders`` at the same time: on one broker (``topic``)
     they meet (one create fails), with ``kafka_isolation=broker`` each has its own."""
     pytest.importorskip("xdist")
     use_engine(clean_env, "tansu")
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    clean_env.setenv("BARRIER_DIR", str(barrier))
     pytester.makeini(f"[pytest]\nkafka_isolation = {isolation}\n")
     pytester.makepyfile(FIXED_NAME_TEST)
     # the same command line twice (not runpytest_subprocess: its --basetemp differs per run)
@@ -259,14 +256,11 @@ def test_kafka_isolation_broker_keeps_fixed_names_apart_across_workers(
 
 
 def test_kafka_isolation_broker_on_apache_kafka(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, barrier: Path
 ) -> None:
     """The same promise with two JVM brokers (their data directories must not meet)."""
     pytest.importorskip("xdist")
     use_engine(clean_env, "apache")
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    clean_env.setenv("BARRIER_DIR", str(barrier))
     pytester.makepyfile(FIXED_NAME_TEST)
     result = pytester.runpytest_subprocess(
         "-n", "2", "--dist", "each", "--kafka-backend=local", "--kafka-isolation=broker"
@@ -279,7 +273,7 @@ def test_kafka_isolation_broker_on_apache_kafka(
 
 
 def test_kafka_isolation_broker_on_docker_labels_a_container_per_worker(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, barrier: Path
 ) -> None:
     pytest.importorskip("xdist")
     from tests.integration.test_docker_backend import docker_images_present
@@ -291,9 +285,6 @@ def test_kafka_isolation_broker_on_docker_labels_a_container_per_worker(
             pytest.fail(problem)
         pytest.skip(problem)
     clean_env.setenv("PYTEST_COMMONS_KAFKA_IMAGE", image)
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    clean_env.setenv("BARRIER_DIR", str(barrier))
     pytester.makeconftest(
         """
         import json, os, subprocess

@@ -38,12 +38,9 @@ def test_channel(redis, redis_service):
 
 @pytest.mark.parametrize("isolation", ["db", "server"])
 def test_redis_isolation_server_keeps_pubsub_apart_across_workers(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, tmp_path: Path, isolation: str
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, barrier: Path, isolation: str
 ) -> None:
     pytest.importorskip("xdist")
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    clean_env.setenv("BARRIER_DIR", str(barrier))
     clean_env.setenv("PYTEST_COMMONS_REDIS_ISOLATION", isolation)
     pytester.makepyfile(PUBSUB_TEST)
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "each", "--redis-backend=local")
