@@ -3,7 +3,9 @@
 pytest-commons doctor [--json] [--require SERVICE]
         what each service can run on here, and why not; exits 1 when a service the settings
         ask for (a forced --<service>-backend, a configured URL, or --require) cannot be served
-pytest-commons list   [--json]   services kept by --reuse-services, as URLs to paste
+pytest-commons list   [--json] [--show-passwords]
+        services kept by --reuse-services (or --keep-failed), as URLs to paste (passwords
+        masked unless asked for: the kept servers' records are readable by their user only)
 pytest-commons down              stop every kept service (and its containers)
 pytest-commons fetch NAME [--https]   put a pinned engine (e.g. the MockServer jar) in the cache
 pytest-commons --version
@@ -159,21 +161,23 @@ def _asked(
     return asked
 
 
-def _describe(inst: Instance) -> dict[str, Any]:
-    info = {k: v for k, v in inst.info.items() if k not in ("password", "secret_access_key")}
+def _describe(inst: Instance, show_passwords: bool = False) -> dict[str, Any]:
+    secret = ("password", "secret_access_key")
+    info = {k: v for k, v in inst.info.items() if show_passwords or k not in secret}
     return {
         "service": inst.label,
         "backend": inst.backend,
         "version": inst.version,
-        "url": paste_url(inst),
+        "url": paste_url(inst, masked=not show_passwords),
         "pid": inst.pid,
         "container": inst.container_id[:12],
         "info": info,
     }
 
 
-def paste_url(inst: Instance) -> str:
-    """The instance's URL as a client takes it, with the password masked (``:***@``)."""
+def paste_url(inst: Instance, masked: bool = True) -> str:
+    """The instance's URL as a client takes it, with the password masked (``:***@``) unless
+    ``masked`` is false."""
     from pytest_commons.core.registry import load_spec
     from pytest_commons.services.base import mask_url
 
@@ -182,7 +186,9 @@ def paste_url(inst: Instance) -> str:
     except Exception:  # a record from another version of the plugin: show what it has
         return f"{inst.info.get('host', '?')}:{inst.info.get('port', '?')}"
     url = getattr(info, "url", None) or getattr(info, "endpoint_url", None)
-    return mask_url(str(url)) if url else f"{info.host}:{info.port}"
+    if not url:
+        return f"{info.host}:{info.port}"
+    return mask_url(str(url)) if masked else str(url)
 
 
 def _print_doctor(report: dict[str, Any]) -> None:
@@ -258,6 +264,11 @@ def _main(argv: list[str] | None) -> int:
     for name in ("doctor", "list"):
         p = sub.add_parser(name)
         p.add_argument("--json", action="store_true")
+    sub.choices["list"].add_argument(
+        "--show-passwords",
+        action="store_true",
+        help="print the URLs with their passwords (to connect to a database --keep-failed kept)",
+    )
     sub.choices["doctor"].add_argument(
         "--require",
         action="append",
@@ -305,7 +316,11 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     kept_contexts = RunContext.kept_contexts()
     if args.command == "list":
         data: dict[str, list[Any]] = {
-            "kept": [_describe(i) for keep in kept_contexts for i in keep.instances()],
+            "kept": [
+                _describe(i, args.show_passwords)
+                for keep in kept_contexts
+                for i in keep.instances()
+            ],
             "stale_runs": [str(p) for p in stale_runs()],
         }
         if args.json:

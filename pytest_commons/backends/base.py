@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -138,6 +139,27 @@ class Backend(ABC):
             except OSError:
                 return ""
         return ""
+
+    def log_mark(self, instance: Instance) -> float:
+        """Where the server's log is now, for :meth:`logs_since` (cheap: taken for every test
+        that uses the service). Here: the log file's size in bytes (0 without a log file)."""
+        if instance.log_path:
+            try:
+                return float(os.stat(instance.log_path).st_size)
+            except OSError:
+                return 0.0
+        return 0.0
+
+    def logs_since(self, instance: Instance, mark: float) -> str:
+        """What the server logged after ``mark`` (from :meth:`log_mark`)."""
+        if not instance.log_path:
+            return ""
+        try:
+            with open(instance.log_path, "rb") as log:
+                log.seek(int(mark))
+                return log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
 
 BACKENDS: dict[str, str] = {

@@ -62,6 +62,10 @@ class ServiceMeta:
     #: ``(option, value)``: when the option has that value, each xdist worker gets a server of
     #: its own instead of sharing the run's (e.g. ``("kafka_isolation", "broker")``)
     per_worker_when: tuple[str, str] | None = None
+    #: ``"module:function"`` giving a failing test's report lines for the service:
+    #: ``function(handle, funcargs, kept) -> list[str]`` (what helps most: the test's database
+    #: and how to connect, its topics...); imported only when a test that used it fails
+    report: str = ""
 
     def per_worker(self, get: Callable[[str], str | None]) -> bool:
         """Whether ``get`` (a settings lookup) asks for a server per xdist worker."""

@@ -120,6 +120,14 @@ class ServiceHandle(Generic[InfoT]):
         """The server's log so far."""
         return self._backend.logs(self.instance)
 
+    def log_mark(self) -> float:
+        """Where the server's log is now (cheap); :meth:`logs_since` gives what came after."""
+        return self._backend.log_mark(self.instance)
+
+    def logs_since(self, mark: float) -> str:
+        """What the server logged after :meth:`log_mark` gave ``mark``."""
+        return self._backend.logs_since(self.instance, mark)
+
     def __repr__(self) -> str:
         return (
             f"<ServiceHandle {self.service} backend={self.backend} version={self.version!r} "

@@ -28,6 +28,7 @@ SHARED_MODULES = (
     "pytest_commons.plugin.aio",
     "pytest_commons.live",
     "pytest_commons.plugin.timeout",
+    "pytest_commons.plugin.report",
     "pytest_commons.pact.plugin",
     "pytest_commons.faults.fixtures",
 )
@@ -138,7 +139,12 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(ctx), "commons-xdist")
     config.stash[REGISTRY_KEY] = Registry(
-        ctx, _settings(config), order, reuse=_options.get_flag(config, "reuse_services")
+        ctx,
+        _settings(config),
+        order,
+        reuse=_options.get_flag(config, "reuse_services")
+        # --keep-failed keeps the servers too: a kept database needs its server afterwards
+        or _options.get_flag(config, "keep_failed"),
     )
 
 

@@ -92,6 +92,13 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "create_db",
+        "With --reuse-services: build again the schema templates kept on the kept servers "
+        "(they are kept across runs, keyed by the schema's content; pytest-django's "
+        "--create-db).",
+        flag=True,
+    ),
+    Option(
         "services_doctor",
         "Show what each service can run on here (and why not), then exit; same as "
         "`pytest-commons doctor`.",

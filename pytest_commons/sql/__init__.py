@@ -36,6 +36,7 @@ __all__ = [
     "apply_schema",
     "make_async_engine",
     "make_engine",
+    "schema_fingerprint",
     "sqlalchemy_url",
 ]
 
@@ -161,6 +162,43 @@ def alembic_config(schema: AlembicConfig | str | os.PathLike[str], url: str) -> 
             cfg.set_main_option("script_location", os.path.join(here, location))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def schema_fingerprint(schema: SqlSchema, backend: str) -> str | None:
+    """A key of a ``sql_schema``'s content that holds across runs (templates kept on a server
+    kept by ``--reuse-services``): for ``MetaData``, the DDL it creates on ``backend``; for
+    Alembic, the ini file and every file under its ``script_location`` (the migrations); None
+    when it cannot be told (a ``script_location`` in a package)."""
+    import hashlib
+
+    if schema is None:
+        return None
+    digest = hashlib.sha256(f"sql_schema\0{backend}\0".encode())
+    from sqlalchemy import MetaData
+
+    if isinstance(schema, MetaData):
+        from sqlalchemy.schema import CreateIndex, CreateTable
+
+        dialect = make_engine(backend, sqlalchemy_url(backend, database="x")).dialect
+        for table in schema.sorted_tables:
+            digest.update(str(CreateTable(table).compile(dialect=dialect)).encode())
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                digest.update(str(CreateIndex(index).compile(dialect=dialect)).encode())
+        return digest.hexdigest()[:24]
+    try:
+        cfg = alembic_config(schema, "postgresql://fingerprint")
+    except (FileNotFoundError, TypeError):
+        return None
+    location = cfg.get_main_option("script_location") or ""
+    if not location or (":" in location and not os.path.isabs(location)):
+        return None
+    if cfg.config_file_name:
+        digest.update(Path(cfg.config_file_name).read_bytes())
+    root = Path(location)
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
 
 
 def apply_schema(engine: Engine, url: str, schema: SqlSchema) -> None:

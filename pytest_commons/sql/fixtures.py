@@ -169,8 +169,13 @@ class _PerSchema:
     same rule as ``postgres_template``). ``make(suffix)`` gives an empty database's
     backend; the schema is applied here. Made on first use, closed with the session."""
 
-    def __init__(self, make: Callable[[str], contextlib.AbstractContextManager[SqlBackend]]):
+    def __init__(
+        self,
+        make: Callable[[str, str | None], contextlib.AbstractContextManager[SqlBackend]],
+        kept: Callable[[SqlSchema], str | None] | None = None,
+    ):
         self._make = make
+        self._kept = kept  # a template the schema is already in, kept across runs (postgres)
         self._stack = contextlib.ExitStack()
         self._made: dict[object, SqlBackend] = {}  # schema key (as postgres_template's)
 
@@ -181,10 +186,12 @@ class _PerSchema:
         found = self._made.get(key)
         if found is None:
             suffix = str(len(self._made)) if self._made else ""
+            template = self._kept(schema) if self._kept is not None else None
             with contextlib.ExitStack() as one:  # undone at once if the schema fails
-                found = one.enter_context(self._make(suffix))
+                found = one.enter_context(self._make(suffix, template))
                 one.callback(found.close)  # before what made it is undone
-                _sql_import().apply_schema(found.engine, found.url, schema)
+                if template is None:
+                    _sql_import().apply_schema(found.engine, found.url, schema)
                 self._stack.push(one.pop_all())
             self._made[key] = found
         return found
@@ -201,10 +208,7 @@ def _sql_backend_postgres(request: pytest.FixtureRequest) -> Iterator[_PerSchema
     sql = _sql_import()
     dbs = request.getfixturevalue("_postgres_databases")
 
-    @contextlib.contextmanager
-    def make(suffix: str) -> Iterator[SqlBackend]:
-        name = dbs.name(f"sql{suffix}")
-        dbs.create(name)
+    def urls(name: str) -> tuple[str, str]:
         info = dbs.service.info.with_db(name)
         parts = {
             "host": info.host,
@@ -213,14 +217,37 @@ def _sql_backend_postgres(request: pytest.FixtureRequest) -> Iterator[_PerSchema
             "password": info.password,
             "database": name,
         }
-        backend: SqlBackend = sql.SqlBackend(
-            "postgres",
+        return (
             sql.sqlalchemy_url("postgres", **parts),
             sql.sqlalchemy_url("postgres", asynchronous=True, **parts),
         )
+
+    @contextlib.contextmanager
+    def make(suffix: str, template: str | None) -> Iterator[SqlBackend]:
+        name = dbs.name(f"sql{suffix}")
+        dbs.create(name, template=template)
+        backend: SqlBackend = sql.SqlBackend("postgres", *urls(name))
         yield backend  # the postgres fixtures' bookkeeping drops it at the end of the session
 
-    with _PerSchema(make) as per_schema:
+    def kept(schema: SqlSchema) -> str | None:
+        """On a server kept across runs: the schema's template, migrated by the first run
+        only (keyed by the migration files' or the tables' content)."""
+        fingerprint = sql.schema_fingerprint(schema, "postgres") if dbs.kept_server else None
+        if fingerprint is None:
+            return None
+
+        def fill(name: str) -> None:
+            url = urls(name)[0]
+            engine = sql.make_engine("postgres", url)
+            try:
+                sql.apply_schema(engine, url, schema)
+            finally:
+                engine.dispose()
+
+        result: str = dbs.kept_template(fingerprint, fill)
+        return result
+
+    with _PerSchema(make, kept) as per_schema:
         yield per_schema
 
 
@@ -232,7 +259,7 @@ def _sql_backend_mysql(request: pytest.FixtureRequest) -> Iterator[_PerSchema]:
     dbs = request.getfixturevalue("_mysql_databases")
 
     @contextlib.contextmanager
-    def make(suffix: str) -> Iterator[SqlBackend]:
+    def make(suffix: str, template: str | None) -> Iterator[SqlBackend]:
         from pytest_commons.services.mysql.spec import quote_ident
 
         name = dbs.name(f"sql{suffix}")
@@ -258,7 +285,7 @@ def _sql_backend_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_P
     folder: Path = tmp_path_factory.mktemp("commons-sql")
 
     @contextlib.contextmanager
-    def make(suffix: str) -> Iterator[SqlBackend]:
+    def make(suffix: str, template: str | None) -> Iterator[SqlBackend]:
         path = folder / f"sql{suffix}.db"
         backend: SqlBackend = sql.SqlBackend(
             "sqlite",

@@ -25,12 +25,16 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_commons.core.registry import ServiceHandle
+    from pytest_commons.plugin.report import Leak
 
 __all__ = [
     "Database",
     "DatabasePool",
+    "databases_of",
+    "password_hint",
     "remember_schema_error",
     "schema_failed_before",
+    "schema_fingerprint",
     "schema_key",
 ]
 
@@ -49,6 +53,39 @@ def schema_key(schema: object) -> object:
         getattr(schema, "__qualname__", ""),
         id(schema),
     )
+
+
+def schema_fingerprint(schema: object) -> str | None:
+    """A key of the schema's content that holds across runs (for the templates kept on a
+    server kept by ``--reuse-services``): SQL text, a file's bytes, a callable's own source
+    code (or its ``commons_key`` attribute, e.g. a migration head and the migration files'
+    hash), an Alembic config's migration files. None when the content cannot be told (a
+    callable without source): its template is then made every run."""
+    import hashlib
+    import inspect
+
+    if schema is None:
+        return None
+    digest = hashlib.sha256()
+    if isinstance(schema, str):
+        digest.update(b"sql\0" + schema.encode())
+    elif isinstance(schema, Path):
+        try:
+            digest.update(b"file\0" + schema.read_bytes())
+        except OSError:
+            return None
+    elif isinstance(getattr(schema, "commons_key", None), str):
+        digest.update(b"key\0" + schema.commons_key.encode())  # type: ignore[attr-defined]
+    elif callable(schema):
+        try:
+            source = inspect.getsource(schema)
+        except (OSError, TypeError):
+            return None
+        name = f"{getattr(schema, '__module__', '')}.{getattr(schema, '__qualname__', '')}"
+        digest.update(b"callable\0" + name.encode() + b"\0" + source.encode())
+    else:
+        return None
+    return digest.hexdigest()[:24]
 
 
 def schema_failed_before(what: str, errors: dict[object, str], key: object) -> None:
@@ -103,6 +140,22 @@ class Database:
         return f"<{type(self).__name__} {self.name} on {self.info.describe()}>"
 
 
+def databases_of(funcargs: dict[str, Any], service: str) -> list[Database]:
+    """The per-test databases of ``service`` among a test's fixture values (for reports)."""
+    return [
+        value
+        for value in funcargs.values()
+        if isinstance(value, Database) and value.service.service == service
+    ]
+
+
+def password_hint(service: str, kept: bool) -> str:
+    """Where a failing test's report tells the reader to find the server's password."""
+    if kept:
+        return " (the password: `pytest-commons list --show-passwords`)"
+    return f" (the password: {service}_service.info.password)"
+
+
 class DatabasePool(ABC, Generic[T]):
     """This worker's databases on one server: names, per-schema templates (``T``: what a
     template is for the engine), dropping in the background, the final sweep."""
@@ -123,6 +176,10 @@ class DatabasePool(ABC, Generic[T]):
         # a server other runs use too (external, or kept by --reuse-services): databases are
         # stamped with their owner, and those of owners proved dead are dropped
         self.shared = not service.owned or service.instance.reused
+        #: a server kept across runs (--reuse-services): schema templates are kept on it too
+        self.kept_server = service.owned and service.instance.reused
+        self.rebuild_kept = False  # --create-db: build the kept templates again (once a run)
+        self.run_id = ""
         self.admin: Any = self.connect_admin()
 
     @classmethod
@@ -130,9 +187,13 @@ class DatabasePool(ABC, Generic[T]):
         cls, request: pytest.FixtureRequest, service: ServiceHandle[Any]
     ) -> Iterator[Any]:
         """The body of a session fixture: this worker's pool on ``service``, closed at the end."""
+        from pytest_commons.plugin.options import get_flag
         from pytest_commons.plugin.state import get_registry
 
-        pool = cls(service.spec, service, get_registry(request.config).ctx.db_prefix)
+        registry = get_registry(request.config)
+        pool = cls(service.spec, service, registry.ctx.db_prefix)
+        pool.run_id = registry.ctx.run_id
+        pool.rebuild_kept = get_flag(request.config, "create_db")
         try:
             yield pool
         finally:
@@ -162,6 +223,14 @@ class DatabasePool(ABC, Generic[T]):
     def after_sweep(self) -> None:
         """What the engine does once its databases are dropped (remove its owner stamp)."""
 
+    def leaks(self, name: str) -> list[Leak]:
+        """The connections open to database ``name`` now, the admin's own excepted."""
+        return []
+
+    def mark_kept(self, name: str, nodeid: str) -> None:
+        """Record on the server that ``name`` is kept for ``nodeid`` (``--keep-failed``), so no
+        later run's sweep of dead runs' databases drops it."""
+
     # shared ---------------------------------------------------------------------------------
     def name(self, suffix: str | None = None) -> str:
         return f"{self.prefix}_{suffix or next(self._counter)}"
@@ -180,6 +249,23 @@ class DatabasePool(ABC, Generic[T]):
         made = build(key)
         self.templates[key] = made
         return made
+
+    def finish(self, item: pytest.Item, database: Database) -> None:
+        """The end of a test's own database: close what the fixture opened, report the
+        connections the test left open (``--commons-leaks``), then keep the database
+        (``--keep-failed`` and the test failed) or drop it in the background."""
+        from pytest_commons.plugin import report
+
+        database.close()
+        name = database.name
+        leaks = report.settle(lambda: self.leaks(name)) if report.leaks_on(item.config) else []
+        if report.keep(item):
+            self.created.discard(name)
+            with contextlib.suppress(Exception):
+                self.mark_kept(name, item.nodeid)
+        else:
+            self.drop_later(name)
+        report.report_leaks(item, self.service_name, f"its database {name}", leaks)
 
     def drop_later(self, name: str) -> None:
         if self._dropper is None:

@@ -16,6 +16,7 @@ META = ServiceMeta(
     spec="pytest_commons.services.kafka.spec:KafkaSpec",
     backends=("external", "docker", "local"),
     fixtures=("pytest_commons.services.kafka.fixtures",),
+    report="pytest_commons.services.kafka.report:describe",
     url_key="bootstrap_servers",
     url_help="Bootstrap servers (host:port[,host:port])",
     default_image="apache/kafka:3.8.0",

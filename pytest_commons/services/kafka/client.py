@@ -616,6 +616,12 @@ class Kafka:
             if not name.startswith(("__", run_prefix))
         )
 
+    def touched_topics(self) -> list[str]:
+        """The topics this test created or (on a broker the run started) that appeared while
+        it ran under names the application chose."""
+        extra = self._created_by_the_application() if self._before is not None else []
+        return [*self.topics, *extra]
+
     def close_clients(self) -> list[str]:
         """Close the clients this view made; what went wrong, as text."""
         problems: list[str] = []
@@ -640,9 +646,15 @@ class Kafka:
         self._consumers, self._producers, self._aio, self._guards = [], [], [], []
         return problems
 
-    def cleanup(self) -> None:
-        """Close the clients and delete the topics and groups this view created."""
+    def cleanup(self, keep: bool = False) -> None:
+        """Close the clients and delete the topics and groups this view created (``keep``:
+        close the clients only — ``--keep-failed`` keeps a failing test's topics and groups)."""
         problems = self.close_clients()
+        if keep:
+            self.topics, self.group_ids = [], []
+            if problems:
+                warnings.warn("kafka fixture cleanup: " + "; ".join(problems), stacklevel=1)
+            return
         if self._before is not None:
             self.topics += self._created_by_the_application()
         admin = self._worker.admin() if (self.topics or self.group_ids) else None

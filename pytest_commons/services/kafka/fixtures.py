@@ -102,7 +102,9 @@ def kafka(request: pytest.FixtureRequest, _kafka_worker: KafkaWorker) -> Iterato
     try:
         yield view
     finally:
-        view.cleanup()
+        from pytest_commons.plugin.report import keep
+
+        view.cleanup(keep=keep(request.node))
 
 
 @pytest.fixture

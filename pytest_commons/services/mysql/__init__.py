@@ -16,6 +16,7 @@ META = ServiceMeta(
     spec="pytest_commons.services.mysql.spec:MysqlSpec",
     backends=("external", "docker", "local"),
     fixtures=("pytest_commons.services.mysql.fixtures", "pytest_commons.services.mysql.aio"),
+    report="pytest_commons.services.mysql.report:describe",
     url_help="URL (mysql://user:password@host:port/dbname)",
     default_image="mariadb:11",
     marker_help="the test uses the MySQL/MariaDB service (added automatically).",

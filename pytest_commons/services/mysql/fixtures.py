@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported where used: a run that uses no MySQL does not pay 
     import pymysql.connections
 
     from pytest_commons.core.registry import ServiceHandle
+    from pytest_commons.plugin.report import Leak
     from pytest_commons.services.mysql.spec import MysqlInfo, MysqlSpec
 
 __all__ = ["mysql", "mysql_schema", "mysql_service", "mysql_template", "mysql_tx"]
@@ -280,8 +281,10 @@ class _Databases(DatabasePool["tuple[str | None, _Capture | None]"]):
                 stacklevel=2,
             )
             return
+        kept = {str(owner) for owner, stamp in owners if '"kept"' in str(stamp)}
+        names = [name for name in names if name not in kept]
         for owner, stamp in owners:
-            if owner == self.prefix or not str(owner).startswith("pc_"):
+            if owner == self.prefix or not str(owner).startswith("pc_") or owner in kept:
                 continue
             if not stamp_is_dead(str(stamp), DATABASE_DEAD_AFTER_SECONDS):
                 continue
@@ -291,6 +294,41 @@ class _Databases(DatabasePool["tuple[str | None, _Capture | None]"]):
             if not left:  # all dropped (by an earlier run): the owner goes too
                 with self.admin.cursor() as cur:
                     cur.execute(f"DELETE FROM {table} WHERE owner = %s", (owner,))
+
+    def leaks(self, name: str) -> list[Leak]:
+        from pytest_commons.plugin.report import Leak
+
+        with self.admin.cursor() as cur:
+            cur.execute(
+                "SELECT id, host, command, time, left(info, 80) "
+                "FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+                (name,),
+            )
+            rows = list(cur.fetchall())
+        leaks = []
+        for pid, host, command, seconds, info in rows:
+            port = str(host or "").rpartition(":")[2]
+            leaks.append(
+                Leak(
+                    f"connection id {pid}",
+                    f"from {host}, {command} for {seconds} s, query {info or '-'!r}",
+                    int(port) if port.isdigit() else None,
+                )
+            )
+        return leaks
+
+    def mark_kept(self, name: str, nodeid: str) -> None:
+        stamp = json.dumps({**owner_stamp(self.prefix), "kept": nodeid}, sort_keys=True)
+        self.run(
+            f"CREATE DATABASE IF NOT EXISTS `{OWNERS_DB}`; "
+            f"CREATE TABLE IF NOT EXISTS `{OWNERS_DB}`.owners "
+            "(owner VARCHAR(64) PRIMARY KEY, stamp TEXT NOT NULL)"
+        )
+        with self.admin.cursor() as cur:  # a row of its own: no sweep takes a kept database
+            cur.execute(
+                f"REPLACE INTO `{OWNERS_DB}`.owners (owner, stamp) VALUES (%s, %s)",
+                (name, stamp),
+            )
 
     def _unstamp(self) -> None:
         if self.shared:
@@ -425,7 +463,9 @@ def mysql_template(_mysql_capture: tuple[str | None, _Capture | None]) -> str | 
 
 @pytest.fixture
 def mysql(
-    _mysql_databases: _Databases, _mysql_capture: tuple[str | None, _Capture | None]
+    request: pytest.FixtureRequest,
+    _mysql_databases: _Databases,
+    _mysql_capture: tuple[str | None, _Capture | None],
 ) -> Iterator[MysqlDatabase]:
     """A fresh database for this test, with the tables, rows, views and triggers of
     :func:`mysql_template`.
@@ -433,15 +473,16 @@ def mysql(
     Gives ``.name``, ``.url``, ``.info``, ``.sqlalchemy_url`` and ``.connect()`` (PyMySQL
     connections without TLS, closed after the test). Scope: function. Cost: one round trip that
     creates the database and replays the schema (≈2 ms empty, ≈1-2 ms more per table on tmpfs);
-    the drop happens in the background.
+    the drop happens in the background. After the test, connections it left open to the
+    database are reported (``--commons-leaks``; one process-list query); ``--keep-failed``
+    keeps the database of a failing test.
     """
     template, capture = _mysql_capture
     name = _mysql_databases.name()
     _mysql_databases.create(name, template, capture)
     database = MysqlDatabase(_mysql_databases.service, name)
     yield database
-    database.close()
-    _mysql_databases.drop_later(name)
+    _mysql_databases.finish(request.node, database)
 
 
 _ROLLBACK_CLASS: type[Any] | None = None

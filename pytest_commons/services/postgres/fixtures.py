@@ -13,18 +13,26 @@ import pytest
 
 from pytest_commons.core.run import DATABASE_DEAD_AFTER_SECONDS, owner_stamp, stamp_is_dead
 from pytest_commons.plugin.state import service_handle
-from pytest_commons.sql.pool import Database, DatabasePool, remember_schema_error
+from pytest_commons.sql.pool import (
+    Database,
+    DatabasePool,
+    remember_schema_error,
+    schema_fingerprint,
+)
 
 if TYPE_CHECKING:  # imported where used: a run that uses no Postgres does not pay for them
     import psycopg
 
     from pytest_commons.core.registry import ServiceHandle
+    from pytest_commons.plugin.report import Leak
     from pytest_commons.services.postgres.spec import PostgresInfo, PostgresSpec
 
 __all__ = ["postgres", "postgres_schema", "postgres_service", "postgres_template", "postgres_tx"]
 
 PostgresSchema = None | str | Path | Callable[["psycopg.Connection[Any]"], None]
 OUTER_SAVEPOINT = "pytest_commons_outer"
+#: templates kept across runs on a kept server: this prefix and the schema's fingerprint
+KEPT_TEMPLATE_PREFIX = "pc_keep_"
 
 
 class PostgresDatabase(Database):
@@ -66,6 +74,7 @@ class _Databases(DatabasePool[str]):
         self._ahead: dict[str, Future[str]] = {}
         self._maker: ThreadPoolExecutor | None = None
         self._maker_conn: psycopg.Connection[Any] | None = None
+        self.kept_reused = self.kept_built = False  # a kept template was cloned / made
         if self.shared:  # each database says whose it is: collect those of dead owners
             self.collect_dead()
 
@@ -113,14 +122,77 @@ class _Databases(DatabasePool[str]):
         ).fetchall()
         dead = set()
         for _name, comment in rows:
+            if comment and '"kept"' in comment:
+                continue  # kept by --keep-failed: the user drops it (or `pytest-commons down`)
             if comment and stamp_is_dead(comment, DATABASE_DEAD_AFTER_SECONDS):
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     owner = str(json.loads(comment)["owner"])
                     if owner.startswith("pc_") and owner != self.prefix:
                         dead.add(owner)
-        for name, _comment in rows:
+        for name, comment in rows:
+            if comment and '"kept"' in comment:
+                continue
             if any(name.startswith(owner + "_") for owner in dead):
                 self.drop_later(name)
+
+    def kept_template(self, fingerprint: str, fill: Callable[[str], None]) -> str:
+        """The template for a schema whose content is ``fingerprint``, kept on a server kept
+        across runs (``--reuse-services``): made by ``fill(name)`` the first time any run
+        needs it, then cloned by every later run without running the schema again.
+        ``--create-db`` makes it again, once per run. Workers and concurrent runs wait for
+        each other on an advisory lock keyed by the fingerprint."""
+        from psycopg import sql
+
+        name = f"{KEPT_TEMPLATE_PREFIX}{fingerprint}"
+        with self.connect_admin() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (int(fingerprint[:15], 16),))
+            row = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                (name,),
+            ).fetchone()
+            stamp = json.loads(row[0]) if row and row[0] and row[0].startswith("{") else {}
+            if stamp.get("complete") and not (
+                self.rebuild_kept and stamp.get("run") != self.run_id
+            ):
+                self.kept_reused = True
+                return name
+            self.spec.drop_database(conn, name)
+            self.spec.create_database(conn, name)
+            fill(name)
+            done = json.dumps({"complete": True, "run": self.run_id, "schema": fingerprint})
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(name), sql.Literal(done)
+                )
+            )
+            self.kept_built = True
+        return name
+
+    def leaks(self, name: str) -> list[Leak]:
+        from pytest_commons.plugin.report import Leak
+
+        rows = self.admin.execute(
+            "SELECT pid, application_name, client_port, state, "
+            "left(regexp_replace(query, '\\s+', ' ', 'g'), 80) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+        return [
+            Leak(
+                f"backend pid {pid}",
+                f"application {app or '-'}, {state or 'no state'}, last query {query or '-'!r}",
+                port if port and port > 0 else None,
+            )
+            for pid, app, port, state, query in rows
+        ]
+
+    def mark_kept(self, name: str, nodeid: str) -> None:
+        from psycopg import sql
+
+        stamp = json.dumps({**owner_stamp(self.prefix), "kept": nodeid}, sort_keys=True)
+        self.admin.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(stamp))
+        )
 
     def _no_createdb(self, exc: Exception) -> NoReturn:
         info, service = self.service.info, self.service
@@ -239,6 +311,15 @@ def postgres_template(_postgres_databases: _Databases, postgres_schema: Postgres
         if postgres_schema is None and dbs.service.owned:
             # nothing to load, and nobody else connects to a server we own: clone template1
             return "template1"
+        fingerprint = schema_fingerprint(postgres_schema) if dbs.kept_server else None
+        if fingerprint is not None:  # kept across runs: made once, by the first run
+
+            def fill(name: str) -> None:
+                with dbs.spec.connect(dbs.service.info.with_db(name)) as conn:
+                    _apply_schema(conn, postgres_schema)
+
+            with remember_schema_error(dbs.schema_errors, key, lambda: None):
+                return dbs.kept_template(fingerprint, fill)
         name = dbs.template_name()
         dbs.create(name)
         info = dbs.service.info.with_db(name)
@@ -251,19 +332,22 @@ def postgres_template(_postgres_databases: _Databases, postgres_schema: Postgres
 
 
 @pytest.fixture
-def postgres(_postgres_databases: _Databases, postgres_template: str) -> Iterator[PostgresDatabase]:
+def postgres(
+    request: pytest.FixtureRequest, _postgres_databases: _Databases, postgres_template: str
+) -> Iterator[PostgresDatabase]:
     """A fresh database for this test, cloned from :func:`postgres_template`.
 
     Gives ``.name``, ``.url``, ``.dsn``, ``.info`` and ``.connect()`` (psycopg 3 connections,
     closed after the test). Scope: function. Cost: one CREATE DATABASE … TEMPLATE (≈10 ms on
     tmpfs), made in the background while the previous test runs; the drop happens in the
-    background too.
+    background too. After the test, connections it left open to the database are reported
+    (``--commons-leaks``; one ``pg_stat_activity`` query); ``--keep-failed`` keeps the
+    database of a failing test.
     """
     name = _postgres_databases.take(postgres_template)
     database = PostgresDatabase(_postgres_databases.service, name)
     yield database
-    database.close()
-    _postgres_databases.drop_later(name)
+    _postgres_databases.finish(request.node, database)
 
 
 _ROLLBACK_CLASS: type[Any] | None = None

@@ -16,6 +16,7 @@ META = ServiceMeta(
     spec="pytest_commons.services.redis.spec:RedisSpec",
     backends=("external", "docker", "local"),
     fixtures=("pytest_commons.services.redis.fixtures", "pytest_commons.services.redis.aio"),
+    report="pytest_commons.services.redis.report:describe",
     url_help="URL (redis://[:password@]host:port/db)",
     default_image="redis:7-alpine",
     marker_help="the test uses the Redis service (added automatically).",

@@ -57,7 +57,7 @@ class _Sockets:
             return None
 
     def _open(self) -> socket.socket:
-        from pytest_commons.services.redis.spec import encode_command
+        from pytest_commons.services.redis.spec import OWN_CLIENT_NAME, encode_command
 
         info = self.info
         sock = socket.create_connection((info.host, info.port), timeout=5)
@@ -68,6 +68,8 @@ class _Sockets:
                 login = [info.username] if info.username else []
                 commands.append(encode_command("AUTH", *login, info.password))
             commands.append(encode_command("SELECT", str(info.db)))
+            # named: the connection-leak check knows the plugin's own connections
+            commands.append(encode_command("CLIENT", "SETNAME", OWN_CLIENT_NAME))
             sock.sendall(b"".join(commands))
             answers = b""
             while answers.count(b"\r\n") < len(commands):
@@ -237,6 +239,8 @@ def redis_async(
     """
     from redis.asyncio import Redis
 
+    from pytest_commons.services.redis.spec import OWN_CLIENT_NAME
+
     idle = _redis_async_idle
     pool_class = idle.pool_class(_commons_session_loop_resources, idle.sockets)
     connection_class = pool_class.bound_connection
@@ -252,6 +256,7 @@ def redis_async(
         password=redis_db.password or None,
         username=redis_db.username or None,
         socket_connect_timeout=5,
+        client_name=OWN_CLIENT_NAME,
     )
     try:
         yield Redis(connection_pool=pool)

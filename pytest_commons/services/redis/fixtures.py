@@ -135,11 +135,54 @@ def _redis_client(
 
 
 @pytest.fixture
-def _redis_empty(_redis_client: tuple[redis_py.Redis, _Emptier]) -> Iterator[redis_py.Redis]:
+def _redis_empty(
+    request: pytest.FixtureRequest,
+    redis_db: RedisInfo,
+    _redis_client: tuple[redis_py.Redis, _Emptier],
+) -> Iterator[redis_py.Redis]:
+    from pytest_commons.plugin import report
+
     client, emptier = _redis_client
     emptier.before_test()
+    look = report.leaks_on(request.config)
+    before = _connections(client, redis_db.db) if look else {}
     yield client
+    leaks = []
+    if look:
+        leaks = report.settle(lambda: _leaks(client, redis_db.db, before))
     emptier.after_test()
+    report.report_leaks(request.node, "redis", f"its database {redis_db.db}", leaks)
+
+
+def _connections(client: redis_py.Redis, db: int) -> dict[str, dict[str, Any]]:
+    """The server's client connections on database ``db``, by id."""
+    return {
+        str(entry.get("id")): entry
+        for entry in client.client_list(_type="normal")
+        if str(entry.get("db")) == str(db)
+    }
+
+
+def _leaks(client: redis_py.Redis, db: int, before: dict[str, dict[str, Any]]) -> list[Any]:
+    """The connections on ``db`` opened since ``before`` was taken and still open, the
+    plugin's own (named ``pytest-commons``) excepted."""
+    from pytest_commons.plugin.report import Leak
+    from pytest_commons.services.redis.spec import OWN_CLIENT_NAME
+
+    leaks = []
+    for ident, entry in _connections(client, db).items():
+        if ident in before or entry.get("name") == OWN_CLIENT_NAME:
+            continue
+        port = str(entry.get("addr", "")).rpartition(":")[2]
+        leaks.append(
+            Leak(
+                f"client id {ident}",
+                f"from {entry.get('addr')}, name {entry.get('name') or '-'}, idle "
+                f"{entry.get('idle')} s, last command {entry.get('cmd')}",
+                int(port) if port.isdigit() else None,
+            )
+        )
+    return leaks
 
 
 @pytest.fixture

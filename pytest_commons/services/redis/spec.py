@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import redis
 
 LOCAL_DATABASES = 256
+#: the name (CLIENT SETNAME) of the plugin's own connections: the leak check leaves them out
+OWN_CLIENT_NAME = "pytest-commons"
 CLAIM_KEY = "pytest-commons:claim"
 CLAIM_HEARTBEAT_SECONDS = 30.0  # a claim says it is alive this often
 CLAIM_STALE_SECONDS = 600  # from another host: dead after this long without a heartbeat
@@ -84,6 +86,8 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         )
 
     def client(self, info: RedisInfo, *, timeout: float = 5, **kwargs: Any) -> redis.Redis:
+        """A redis-py client on ``info`` (its connections are named ``pytest-commons``: the
+        connection-leak check leaves them out)."""
         import redis
 
         return redis.Redis(
@@ -95,7 +99,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
             ssl=info.ssl,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
-            **kwargs,
+            **{"client_name": OWN_CLIENT_NAME, **kwargs},
         )
 
     def probe(self, info: RedisInfo, timeout: float) -> str:

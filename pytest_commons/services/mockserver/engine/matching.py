@@ -10,6 +10,7 @@ array order ignored) unless ``STRICT``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,61 @@ _JSON_UNIT: Final = "${json-unit."
 def match_request(matcher: RequestMatcher, request: RecordedRequest) -> bool:
     """Whether ``request`` satisfies ``matcher`` (including the matcher's ``not``)."""
     return _match_positive(matcher, request) != matcher.negated
+
+
+def mismatches(matcher: RequestMatcher, request: RecordedRequest) -> list[str]:
+    """Why ``request`` does not satisfy ``matcher``: one line per part that differs (empty
+    when it matches). For reports: the closest expectation is the one with the fewest."""
+    if match_request(matcher, request):
+        return []
+    if matcher.negated:
+        return ["the expectation is a `not` matcher and the request satisfies what it negates"]
+    source = matcher.source
+    reasons: list[str] = []
+
+    def show(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return text if len(text) <= 200 else text[:197] + "..."
+
+    if matcher.method is not None and not matcher.method.matches(request.method):
+        reasons.append(f"method: expected {show(source.get('method'))}, got {request.method}")
+    if matcher.path is not None and not _match_path(matcher, request.path):
+        reasons.append(f"path: expected {show(source.get('path'))}, got {request.path}")
+    if matcher.keep_alive is not None and matcher.keep_alive != request.keep_alive:
+        reasons.append(f"keepAlive: expected {matcher.keep_alive}, got {request.keep_alive}")
+    for key, wanted, actual in (
+        ("queryStringParameters", matcher.query, request.query),
+        ("headers", matcher.headers, request.headers),
+        ("cookies", matcher.cookies, request.cookies),
+    ):
+        if wanted is not None and not match_multi(wanted, actual):
+            named = _names(source.get(key))  # what the request had of those (not all headers)
+            seen = {
+                name: value
+                for name, value in actual
+                if name.lower() in named or name.lstrip("!").lower() in named
+            }
+            reasons.append(f"{key}: expected {show(source.get(key))}, got {show(seen)}")
+    if matcher.body is not None and not match_body(matcher.body, request):
+        body = request.body.decode("utf-8", "replace")
+        reasons.append(f"body: expected {show(source.get('body'))}, got {show(body)}")
+    return reasons or ["the request does not satisfy the matcher"]
+
+
+def _names(raw: Any) -> set[str]:
+    """The (lower-cased) names a key-to-multi-value definition mentions (either JSON form)."""
+    if isinstance(raw, dict):
+        return {str(name).lstrip("!").lower() for name in raw if name != "keyMatchStyle"}
+    if isinstance(raw, list):
+        found = set()
+        for entry in raw:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, dict):
+                name = name.get("value")
+            if isinstance(name, str):
+                found.add(name.lstrip("!").lower())
+        return found
+    return set()
 
 
 def control_plane_match(matcher: RequestMatcher, expectation: RequestMatcher) -> bool:
