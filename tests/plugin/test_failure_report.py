@@ -5,6 +5,7 @@ open. Inner runs against real servers (local backend)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -140,7 +141,8 @@ def test_a_failing_test_reports_each_service_it_used(
 
 
 KEEP = """
-def test_fails_after_writing(postgres, mysql):
+def test_fails_after_writing(postgres, mysql, redis):
+    redis.set("evidence", "42")
     with postgres.connect() as conn:
         conn.execute("CREATE TABLE evidence (x int)")
         conn.execute("INSERT INTO evidence VALUES (42)")
@@ -153,7 +155,8 @@ def test_fails_after_writing(postgres, mysql):
         fh.write(postgres.name + " " + mysql.name)
     assert False
 
-def test_passes(postgres, mysql):
+def test_passes(postgres, mysql, redis):
+    assert redis.dbsize() == 0
     with open("passed", "w") as fh:
         fh.write(postgres.name + " " + mysql.name)
 """
@@ -188,16 +191,20 @@ def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
                 "  connect: psql * (the password: `pytest-commons list --show-passwords`)",
             ]
         )
+        kept_redis = re.search(
+            r"kept \(--keep-failed\): moved to database (\d+) after the test", result.stdout.str()
+        )
+        assert kept_redis is not None
         kept_pg, kept_my = (pytester.path / "names").read_text().split()
         passed_pg, passed_my = (pytester.path / "passed").read_text().split()
         listed = json.loads(commons_cli("list", "--json", "--show-passwords").stdout)
         urls = {k["service"]: k for k in listed["kept"]}
-        assert set(urls) == {"postgres", "mysql"}, urls
+        assert set(urls) == {"postgres", "mysql", "redis"}, urls
         pg_url = urls["postgres"]["url"].rsplit("/", 1)[0]
         with psycopg.connect(f"{pg_url}/{kept_pg}") as conn:
             assert conn.execute("SELECT x FROM evidence").fetchall() == [(42,)]
         # a later run (its owner, the first run, is dead now) does not collect a kept database
-        pytester.makepyfile(test_keep="def test_ok(postgres, mysql):\n    pass\n")
+        pytester.makepyfile(test_keep="def test_ok(postgres, mysql, redis):\n    pass\n")
         pytester.runpytest_subprocess(*LOCAL, "--keep-failed").assert_outcomes(passed=1)
         info = urls["mysql"]["info"]
         my = pymysql.connect(
@@ -213,6 +220,16 @@ def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
                 my_names = {row[0] for row in cur.fetchall()}
         finally:
             my.close()
+        import redis as redis_py
+
+        redis_base = urls["redis"]["url"].rstrip("/").rsplit("/", 1)[0]
+        if redis_base.endswith("/"):  # a URL without a database path
+            redis_base = redis_base.rstrip("/")
+        kept_db = redis_py.Redis.from_url(f"{redis_base}/{kept_redis.group(1)}")
+        try:
+            assert kept_db.get("evidence") == b"42"
+        finally:
+            kept_db.close()
         assert kept_pg in names
         assert passed_pg not in names
         assert kept_my in my_names
@@ -221,6 +238,7 @@ def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
         down = commons_cli("down")
     assert "stopped postgres (local)" in down.stdout
     assert "stopped mysql (local)" in down.stdout
+    assert "stopped redis (local)" in down.stdout
 
 
 LEAKS = """

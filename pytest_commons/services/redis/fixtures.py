@@ -150,8 +150,33 @@ def _redis_empty(
     leaks = []
     if look:
         leaks = report.settle(lambda: _leaks(client, redis_db.db, before))
+    if report.keep(request.node):
+        _keep(request, client, redis_db)
     emptier.after_test()
     report.report_leaks(request.node, "redis", f"its database {redis_db.db}", leaks)
+
+
+def _keep(request: pytest.FixtureRequest, client: redis_py.Redis, redis_db: RedisInfo) -> None:
+    """--keep-failed: the failing test's keys go to the database index its report named (or,
+    when the report could not look, one reserved now)."""
+    import warnings
+
+    from pytest_commons.services.redis.spec import RedisSpec
+
+    spec = request.getfixturevalue("redis_service").spec
+    assert isinstance(spec, RedisSpec)
+    index = getattr(client, "commons_kept_index", None)
+    try:
+        if index is None:
+            index = spec.reserve_kept(redis_db, request.node.nodeid)
+        spec.keep_database(redis_db, index)
+    except Exception as exc:  # no free index, SWAPDB refused: the failure stands alone
+        warnings.warn(
+            f"redis: --keep-failed could not keep the keys of {request.node.nodeid}: {exc}",
+            stacklevel=2,
+        )
+    finally:
+        client.commons_kept_index = None  # type: ignore[attr-defined]
 
 
 def _connections(client: redis_py.Redis, db: int) -> dict[str, dict[str, Any]]:

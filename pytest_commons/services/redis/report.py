@@ -13,8 +13,19 @@ def describe(handle: Any, funcargs: dict[str, Any], kept: bool) -> list[str]:
     db = client.connection_pool.connection_kwargs.get("db", 0)
     info = handle.info
     auth = " --askpass" if info.password else ""
+    look = f"redis-cli -h {info.host} -p {info.port}{auth} -n"
+    if kept:  # the index is reserved now, so the report can name it; teardown moves the keys
+        request = funcargs.get("request")
+        nodeid = request.node.nodeid if request is not None else "a failing test"
+        index = handle.spec.reserve_kept(info.with_db(db), nodeid)
+        client.commons_kept_index = index
+        return [
+            f"database {db}: {client.dbsize()} key(s) now; kept (--keep-failed): moved to "
+            f"database {index} after the test",
+            f"  look: {look} {index}",
+        ]
     return [
         f"database {db}: {client.dbsize()} key(s) now; emptied before the worker's next test "
-        "(one database per worker: not kept by --keep-failed)",
-        f"  look: redis-cli -h {info.host} -p {info.port}{auth} -n {db}",
+        "(--keep-failed keeps the keys)",
+        f"  look: {look} {db}",
     ]

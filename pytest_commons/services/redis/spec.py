@@ -172,6 +172,27 @@ class RedisSpec(ServiceSpec[RedisInfo]):
             "pytest-commons never flushes a database holding others' keys"
         )
 
+    def reserve_kept(self, info: RedisInfo, nodeid: str) -> int:
+        """``--keep-failed``: claim an empty database index for good for ``nodeid``'s keys (its
+        claim names the test and never counts as dead, so no run takes it over)."""
+        claim = self.claim_database(info, f"kept:{nodeid}")
+        registry = self.client(info.with_db(0))
+        try:
+            kept = json.dumps({"kept": nodeid, "owner": claim.owner}, sort_keys=True)
+            compare_and_set(registry, f"{CLAIM_KEY}:{claim.index}", claim.value, kept)
+        finally:
+            registry.close()
+        return claim.index
+
+    def keep_database(self, info: RedisInfo, index: int) -> None:
+        """Move what database ``info.db`` holds to ``index`` (reserved, empty) and leave
+        ``info.db`` empty: one ``SWAPDB``."""
+        registry = self.client(info.with_db(0))
+        try:
+            registry.swapdb(info.db, index)
+        finally:
+            registry.close()
+
     def release_database(self, claim: RedisClaim) -> None:
         """Empty the claimed database and delete the claim, only while it is still ours."""
         claim.stop_heartbeat()
