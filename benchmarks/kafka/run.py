@@ -1,7 +1,14 @@
 """Kafka benchmark: Tansu ready time, and 50 tests that each produce 10 messages to their own
 topic and consume them through a consumer group, with where the time goes.
 
-    python benchmarks/kafka/run.py [--tests 50] [--starts 5]
+    python benchmarks/kafka/run.py [--engine tansu|apache] [--via subscribe|consume]
+                                   [--tests 50] [--starts 5]
+
+``--engine`` picks the local engine (``PYTEST_COMMONS_KAFKA_ENGINE``); the ready-time part
+spawns a bare Tansu and is skipped for ``apache`` (its start is in the pytest summary).
+``--via subscribe`` (the default) consumes the way application code does (``kafka.consumer()``,
+``subscribe``, ``poll``, ``close``); ``--via consume`` through the fixture's ``kafka.consume``
+helper (its whole call is the ``join_first`` row).
 
 Phases are timed inside the inner pytest run (topic create, produce, group join → first
 message, rest of consume, delete at teardown) and written to a JSON file that this script sums.
@@ -44,6 +51,11 @@ def test_produce_consume(timed_kafka, n):
     t = time.perf_counter()
     kafka.produce(topic, [f"m{i}" for i in range(10)])
     phases["produce"] = time.perf_counter() - t
+    if os.environ["KAFKA_BENCH_VIA"] == "consume":  # the helper: subscribe, poll, close
+        t = time.perf_counter()
+        assert len(kafka.consume(topic, 10)) == 10
+        phases["join_first"] = time.perf_counter() - t
+        return
     consumer = kafka.consumer()
     t = time.perf_counter()
     consumer.subscribe([topic])
@@ -61,6 +73,20 @@ def test_produce_consume(timed_kafka, n):
     consumer.close()
     phases["close"] = time.perf_counter() - t
     assert len(got) == 10
+"""
+
+# per-test wall time as pytest sees it: setup (the kafka fixture's topic snapshot) + call +
+# teardown (clean-up); the first test's setup also waits for the broker, so it is left out
+CONFTEST = """
+import json, os
+
+TOTALS = {}
+
+def pytest_runtest_logreport(report):
+    TOTALS[report.nodeid] = TOTALS.get(report.nodeid, 0.0) + report.duration
+    if report.when == "teardown":
+        with open(os.environ["KAFKA_BENCH_OUT"] + ".tests", "a") as fh:
+            fh.write(json.dumps(TOTALS.pop(report.nodeid)) + "\\n")
 """
 
 
@@ -107,22 +133,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tests", type=int, default=50)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--engine", choices=("tansu", "apache"), default="tansu")
+    parser.add_argument("--via", choices=("subscribe", "consume"), default="subscribe")
     args = parser.parse_args()
 
-    ready = ready_times(args.starts)
-    print(
-        f"tansu start -> metadata answer: median {statistics.median(ready) * 1000:.1f} ms "
-        f"(min {min(ready) * 1000:.1f}, max {max(ready) * 1000:.1f}, n={len(ready)})"
-    )
+    if args.engine == "tansu" and args.starts:
+        ready = ready_times(args.starts)
+        print(
+            f"tansu start -> metadata answer: median {statistics.median(ready) * 1000:.1f} ms "
+            f"(min {min(ready) * 1000:.1f}, max {max(ready) * 1000:.1f}, n={len(ready)})"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "test_bench.py").write_text(INNER)
+        Path(tmp, "conftest.py").write_text(CONFTEST)
         out = Path(tmp, "phases.jsonl")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         env.update(
             KAFKA_BENCH_OUT=str(out),
             KAFKA_BENCH_TESTS=str(args.tests),
             PYTEST_COMMONS_KAFKA_BACKEND="local",
+            PYTEST_COMMONS_KAFKA_ENGINE=args.engine,
+            KAFKA_BENCH_VIA=args.via,
         )
         t = time.perf_counter()
         proc = subprocess.run(
@@ -138,9 +170,16 @@ def main() -> None:
             print(proc.stdout[-3000:], proc.stderr[-2000:])
             raise SystemExit(1)
         rows = [json.loads(line) for line in out.read_text().splitlines()]
+        per_test = [json.loads(line) for line in Path(f"{out}.tests").read_text().splitlines()]
     print(
         f"{args.tests} tests, whole pytest process: {wall:.2f} s "
         f"({wall / args.tests:.3f} s per test)"
+    )
+    later = per_test[1:] or per_test
+    print(
+        f"per test (setup+call+teardown, first test left out), {args.engine} via {args.via}: "
+        f"median {statistics.median(later) * 1000:.1f} ms (min {min(later) * 1000:.1f}, "
+        f"max {max(later) * 1000:.1f}, n={len(later)}); first test {per_test[0]:.2f} s"
     )
     total = 0.0
     for phase in ("create", "produce", "join_first", "consume_rest", "close", "delete"):

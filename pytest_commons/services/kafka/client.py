@@ -5,7 +5,11 @@ Client libraries (confluent-kafka, aiokafka) are imported only when a helper nee
 Settings that keep tests fast on every broker: consumer groups use a short session timeout
 (Tansu makes a joining member wait about half of ``session.timeout.ms`` — with the client
 default of 45 s the first message would take ≈23 s), ``auto.offset.reset=earliest``, a
-100 ms fetch wait and a unique group id per consumer; producers send at once (``linger.ms=0``).
+100 ms fetch wait and a unique group id per consumer; producers send at once (``linger.ms=0``);
+every confluent-kafka client retries and reconnects after 10 ms instead of librdkafka's 100 ms
+(``retry.backoff.ms``, ``reconnect.backoff.ms``: the connection to the broker it learns from the
+bootstrap answer, and a metadata request cut off when the bootstrap connection is dropped,
+otherwise wait 50-100 ms; both still back off exponentially up to their ``….max.ms``).
 """
 
 from __future__ import annotations
@@ -81,6 +85,11 @@ _REMEDY = {
 # fast, test-friendly client settings per broker flavour
 _SESSION_MS = {TANSU: 1000}  # Tansu: join waits max(≈1 s, session/2)
 _SESSION_MS_DEFAULT = 6000  # Apache Kafka's default group.min.session.timeout.ms
+#: librdkafka waits 100 ms before retrying a request (a metadata request cut off when it drops
+#: the bootstrap connection) and 50-150 ms before connecting to the broker it learnt from the
+#: bootstrap answer: on a local test broker each such wait is pure delay (both still grow
+#: exponentially up to ``retry.backoff.max.ms`` / ``reconnect.backoff.max.ms``)
+_BACKOFF = {"retry.backoff.ms": 10, "reconnect.backoff.ms": 10}
 _AIO_STOP_SECONDS = 2.0
 
 
@@ -176,6 +185,7 @@ class KafkaWorker:
                 {
                     "bootstrap.servers": self.info.bootstrap_servers,
                     "client.id": f"{self.prefix}-admin",
+                    **_BACKOFF,
                 }
             )
         return self._admin
@@ -305,6 +315,7 @@ class Kafka:
             "bootstrap.servers": self.bootstrap_servers,
             "linger.ms": 0,
             "client.id": f"{self.prefix}-producer",
+            **_BACKOFF,
         }
         conf.update({k.replace("_", "."): v for k, v in overrides.items()})
         return conf
@@ -319,6 +330,7 @@ class Kafka:
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 100,
             "client.id": f"{self.prefix}-consumer",
+            **_BACKOFF,
         }
         conf.update({k.replace("_", "."): v for k, v in overrides.items()})
         return conf
@@ -469,10 +481,12 @@ class Kafka:
         """Read ``n`` messages from ``topic`` (from the earliest offset) and return them.
 
         ``group=True`` subscribes in a (unique) consumer group — the path application code
-        takes; ``group=False`` assigns all partitions directly (no group join, much faster).
+        takes; partitions the group has no committed offset for are assigned at the beginning
+        by the helper (librdkafka would wait 100 ms before looking the earliest offset up);
+        ``group=False`` assigns all partitions directly (no group join, much faster).
         Fails the test, listing what did arrive, when fewer than ``n`` come within ``timeout``.
         """
-        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, KafkaError, TopicPartition
 
         topics = [topic] if isinstance(topic, str) else list(topic)
         if not group:
@@ -484,12 +498,25 @@ class Kafka:
         started = time.monotonic()
         first_at: float | None = None
         if group:
-            consumer.subscribe(
-                topics,
-                on_assign=lambda _c, parts: assigned.extend(
-                    f"{p.topic}[{p.partition}]" for p in parts
-                ),
-            )
+            explicit = _explicit_earliest(overrides)
+
+            def on_assign(c: Consumer, parts: list[TopicPartition]) -> None:
+                assigned.extend(f"{p.topic}[{p.partition}]" for p in parts)
+                if not explicit:
+                    return
+                # librdkafka resets a partition without a committed offset 100 ms after it
+                # learns there is none (a fixed back-off); assigned at "beginning", it asks
+                # for the earliest offset at once. Committed offsets are kept.
+                try:
+                    committed = c.committed(parts, timeout=timeout)
+                except Exception:  # librdkafka's own reset then
+                    return
+                for part in committed:
+                    if part.offset == OFFSET_INVALID:
+                        part.offset = OFFSET_BEGINNING
+                c.assign(committed)
+
+            consumer.subscribe(topics, on_assign=on_assign)
         else:
             parts = []
             for name in topics:
@@ -673,6 +700,18 @@ class Kafka:
         self.topics, self.group_ids = [], []
         if problems:
             warnings.warn("kafka fixture cleanup: " + "; ".join(problems), stacklevel=1)
+
+
+def _explicit_earliest(overrides: dict[str, Any]) -> bool:
+    """Whether :meth:`Kafka.consume` may assign a group's partitions that have no committed
+    offset at the beginning itself: the reset is ``earliest`` (the helpers' default) and the
+    group uses the classic protocol with an eager assignor (``assign`` in the callback)."""
+    conf = {k.replace("_", "."): str(v).lower() for k, v in overrides.items()}
+    return (
+        conf.get("auto.offset.reset", "earliest") in ("earliest", "smallest", "beginning")
+        and conf.get("group.protocol", "classic") == "classic"
+        and "cooperative" not in conf.get("partition.assignment.strategy", "")
+    )
 
 
 def _reason(exc: BaseException, timeout: float) -> str:

@@ -639,6 +639,8 @@ def _server_properties(
         "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "1",
         "group.initial.rebalance.delay.ms": "0",
+        "controller.quorum.append.linger.ms": "0",
+        "group.coordinator.append.linger.ms": "0",
         "group.min.session.timeout.ms": "500",
         "group.consumer.min.session.timeout.ms": "1000",
         "group.consumer.session.timeout.ms": "10000",
