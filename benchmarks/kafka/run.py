@@ -166,6 +166,9 @@ def main() -> None:
         )
         wall = time.perf_counter() - t
         print(proc.stdout.strip().splitlines()[-1])
+        for line in proc.stdout.splitlines():  # the summary's "kafka  local  … ready in …"
+            if line.startswith("kafka ") and "ready in" in line:
+                print("broker:", " ".join(line.split()))
         if proc.returncode:
             print(proc.stdout[-3000:], proc.stderr[-2000:])
             raise SystemExit(1)
