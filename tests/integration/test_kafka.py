@@ -37,6 +37,18 @@ def test_produce_and_consume_through_a_group(kafka: Kafka) -> None:
     assert {m.key() for m in messages} == {b"k"}
 
 
+def test_consume_through_a_group_resumes_at_its_committed_offset(kafka: Kafka) -> None:
+    """consume() assigns partitions without a committed offset at the beginning itself (no
+    librdkafka reset back-off); a group that committed goes on from its commit."""
+    topic = kafka.topic("resume")
+    kafka.produce(topic, ["a", "b", "c", "d"])
+    group = kafka.group_id("resume")
+    first = kafka.consume(topic, 2, group_id=group)  # auto-commit on close
+    assert [m.value() for m in first] == [b"a", b"b"]
+    second = kafka.consume(topic, 2, group_id=group)
+    assert [m.value() for m in second] == [b"c", b"d"]
+
+
 def test_raw_confluent_clients_from_the_factories(kafka: Kafka) -> None:
     topic = kafka.topic(partitions=2)
     producer = kafka.producer()

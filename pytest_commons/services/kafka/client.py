@@ -86,9 +86,9 @@ _REMEDY = {
 _SESSION_MS = {TANSU: 1000}  # Tansu: join waits max(≈1 s, session/2)
 _SESSION_MS_DEFAULT = 6000  # Apache Kafka's default group.min.session.timeout.ms
 #: librdkafka waits 100 ms before retrying a request (a metadata request cut off when it drops
-#: the bootstrap connection) and 50-150 ms before connecting to the broker it learnt from the
-#: bootstrap answer: on a local test broker each such wait is pure delay (both still grow
-#: exponentially up to ``retry.backoff.max.ms`` / ``reconnect.backoff.max.ms``)
+#: the bootstrap connection) and ≈50 ms (measured) before connecting to the broker it learnt
+#: from the bootstrap answer: on a local test broker each such wait is pure delay (both still
+#: grow exponentially up to ``retry.backoff.max.ms`` / ``reconnect.backoff.max.ms``)
 _BACKOFF = {"retry.backoff.ms": 10, "reconnect.backoff.ms": 10}
 _AIO_STOP_SECONDS = 2.0
 
