@@ -92,7 +92,8 @@ def kafka(request: pytest.FixtureRequest, _kafka_worker: KafkaWorker) -> Iterato
     broker the run started (local, docker) also every topic that appeared during the test under
     a name the application chose (fixed names, auto-created topics), so the next test does not
     see its records; on an external broker only what the plugin named.
-    Scope: function. Cost: ≈1 ms per topic on Tansu; a group join ≈1.1 s on Tansu.
+    Scope: function. Cost: ≈1 ms per topic on Tansu, ≈7 ms on Apache Kafka; a group join
+    ≈1.1 s on Tansu, ≈0.12 s on Apache Kafka (≈0.03 s through ``kafka.consume``).
     """
     from pytest_commons.services.kafka.client import Kafka
 
