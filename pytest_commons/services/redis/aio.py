@@ -57,7 +57,7 @@ class _Sockets:
             return None
 
     def _open(self) -> socket.socket:
-        from pytest_commons.services.redis.spec import OWN_CLIENT_NAME, encode_command
+        from pytest_commons.services.redis.spec import OWN_CLIENT_NAME, encode_command, own_port
 
         info = self.info
         sock = socket.create_connection((info.host, info.port), timeout=5)
@@ -83,6 +83,7 @@ class _Sockets:
             sock.close()
             raise
         self.opened.append(sock)
+        own_port(sock)  # the leak check knows it even if a test renames the connection
         return sock
 
     def give_back(self, sock: socket.socket, clean: bool) -> None:
@@ -154,6 +155,8 @@ def _pool_class(resources: LoopResources, idle: _Idle, sockets: _Sockets | None)
     whose new connections start from ``sockets``' prepared TCP connections."""
     from redis.asyncio import Connection, ConnectionPool
 
+    from pytest_commons.services.redis.spec import own_port
+
     class BoundConnection(Connection):
         _commons_sock: socket.socket | None = None
         _commons_prepared = False
@@ -171,6 +174,8 @@ def _pool_class(resources: LoopResources, idle: _Idle, sockets: _Sockets | None)
             if sock is None:
                 self._commons_prepared = False
                 await super()._connect()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    own_port(self._writer.transport)  # type: ignore[union-attr]
                 return
             try:
                 reader, writer = await asyncio.open_connection(sock=sock.dup())

@@ -192,13 +192,15 @@ def _leaks(client: redis_py.Redis, db: int, before: dict[str, dict[str, Any]]) -
     """The connections on ``db`` opened since ``before`` was taken and still open, the
     plugin's own (named ``pytest-commons``) excepted."""
     from pytest_commons.plugin.report import Leak
-    from pytest_commons.services.redis.spec import OWN_CLIENT_NAME
+    from pytest_commons.services.redis.spec import OWN_CLIENT_NAME, OWN_PORTS
 
     leaks = []
     for ident, entry in _connections(client, db).items():
+        port = str(entry.get("addr", "")).rpartition(":")[2]
         if ident in before or entry.get("name") == OWN_CLIENT_NAME:
             continue
-        port = str(entry.get("addr", "")).rpartition(":")[2]
+        if port.isdigit() and int(port) in OWN_PORTS:
+            continue  # the plugin's own, renamed by the test
         leaks.append(
             Leak(
                 f"client id {ident}",

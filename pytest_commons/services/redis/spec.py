@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,7 +29,21 @@ if TYPE_CHECKING:
 LOCAL_DATABASES = 256
 #: the name (CLIENT SETNAME) of the plugin's own connections: the leak check leaves them out
 OWN_CLIENT_NAME = "pytest-commons"
+#: local ports of the plugin's own connections in this process (the leak check leaves them out,
+#: whatever name a test gives them with CLIENT SETNAME)
+OWN_PORTS: set[int] = set()
 CLAIM_KEY = "pytest-commons:claim"
+
+
+def own_port(sock: Any) -> None:
+    """Remember ``sock`` (a socket, or an asyncio transport) as one of the plugin's own."""
+    name = sock.get_extra_info("sockname") if hasattr(sock, "get_extra_info") else None
+    if name is None:
+        name = sock.getsockname()
+    if isinstance(name, tuple) and len(name) >= 2:
+        OWN_PORTS.add(int(name[1]))
+
+
 CLAIM_HEARTBEAT_SECONDS = 30.0  # a claim says it is alive this often
 CLAIM_STALE_SECONDS = 600  # from another host: dead after this long without a heartbeat
 SBIN = ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin"]
@@ -90,6 +105,11 @@ class RedisSpec(ServiceSpec[RedisInfo]):
         connection-leak check leaves them out)."""
         import redis
 
+        def connected(conn: Any) -> None:  # the leak check knows it even if a test renames it
+            with contextlib.suppress(Exception):
+                own_port(conn._sock)
+            conn.on_connect()
+
         return redis.Redis(
             host=info.host,
             port=info.port,
@@ -99,6 +119,7 @@ class RedisSpec(ServiceSpec[RedisInfo]):
             ssl=info.ssl,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
+            redis_connect_func=connected,  # type: ignore[arg-type]  # called with the connection
             **{"client_name": OWN_CLIENT_NAME, **kwargs},
         )
 
