@@ -66,6 +66,7 @@ def _wanted(mark: pytest.Mark) -> list[tuple[str, str]]:
 
 def validate(item: pytest.Item) -> None:
     """At collection: every named service and feature is known."""
+    _ensure_builtin()
     for mark in item.iter_markers(MARKER):
         for service, name in _wanted(mark):
             known = FEATURES.get(service)
@@ -79,6 +80,7 @@ def validate(item: pytest.Item) -> None:
 
 def missing(item: pytest.Item, handle_of: Callable[[str], object]) -> str | None:
     """The reason when the engine serving one of the item's required features lacks it."""
+    _ensure_builtin()
     for mark in item.iter_markers(MARKER):
         for service, name in _wanted(mark):
             feature = FEATURES[service][name]
@@ -140,4 +142,13 @@ def _register_builtin() -> None:
     )
 
 
-_register_builtin()
+_BUILTIN_REGISTERED: list[bool] = []
+
+
+def _ensure_builtin() -> None:
+    """Register the built-in services' features the first time a ``requires`` marker is
+    checked, not when the plugin loads: the Kafka and MockServer modules they come from import
+    urllib and more, which a run without the marker never needs."""
+    if not _BUILTIN_REGISTERED:
+        _BUILTIN_REGISTERED.append(True)
+        _register_builtin()

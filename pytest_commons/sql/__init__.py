@@ -7,7 +7,6 @@ which server and which database.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
+    import asyncio
+
     from alembic.config import Config as AlembicConfig
     from sqlalchemy import Connection, Engine, MetaData
     from sqlalchemy.ext.asyncio import (

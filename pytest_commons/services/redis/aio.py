@@ -19,7 +19,6 @@ Everything is closed on its own loop when the loop shuts down, or at the end of 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
@@ -30,6 +29,8 @@ import pytest
 from pytest_commons.plugin.aio import LoopResources
 
 if TYPE_CHECKING:
+    import asyncio
+
     import redis.asyncio as aioredis
 
     from pytest_commons.services.redis.spec import RedisInfo
@@ -115,6 +116,8 @@ class _Idle:
 
     def take(self) -> Any | None:
         """A kept connection of the running loop, or None."""
+        import asyncio  # not at module level: the plugin loads this module in every run
+
         loop = asyncio.get_running_loop()
         idle = self.by_loop.get(loop)
         while idle:
@@ -153,6 +156,8 @@ def _pool_class(resources: LoopResources, idle: _Idle, sockets: _Sockets | None)
     """A redis.asyncio ConnectionPool whose connections are closed on their own loop by
     ``resources``, that starts from the connections ``idle`` kept for the running loop, and
     whose new connections start from ``sockets``' prepared TCP connections."""
+    import asyncio
+
     from redis.asyncio import Connection, ConnectionPool
 
     from pytest_commons.services.redis.spec import own_port
