@@ -231,6 +231,7 @@ class LocalBackend(Backend):
             inst.ready = True
             inst.startup_seconds = round(time.monotonic() - started, 4)
             ctx.write(inst)
+            spec.local_ready(datadir, user)
             return inst
         raise AssertionError("unreachable")
 

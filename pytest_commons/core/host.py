@@ -26,9 +26,14 @@ __all__ = [
     "chown_tree",
     "copy_datadir",
     "free_port",
+    "make_spare",
     "server_user",
+    "take_spare",
     "which_any",
 ]
+
+#: where the ready copies of cached data directories wait for the next run (runtime root)
+SPARES = "spares"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -139,6 +144,72 @@ def copy_datadir(cache: Path, datadir: Path, user: tuple[int, int] | None) -> No
     if user is not None:
         os.chown(datadir, *user)
     os.chmod(datadir, 0o700)
+
+
+def spare_path(cache: Path) -> Path:
+    """Where the spare copy of ``cache`` waits: in the runtime root, the run directories'
+    file system, so taking it is a rename."""
+    return runtime_root() / SPARES / f"{cache.parent.name}-{cache.name}"
+
+
+def take_spare(cache: Path, datadir: Path, user: tuple[int, int] | None) -> bool:
+    """Move the spare copy of ``cache`` (made by :func:`make_spare` during an earlier run) into
+    the empty ``datadir``: a rename instead of a copy (≈50-90 ms for Postgres' 28 MB). False
+    when there is none (another run took it first, or none was made yet)."""
+    try:
+        os.rename(spare_path(cache), datadir)  # atomic: of two runs, one gets it
+    except OSError:
+        return False
+    if user is not None:
+        os.chown(datadir, *user)
+    os.chmod(datadir, 0o700)
+    return True
+
+
+def make_spare(cache: Callable[[], Path]) -> None:
+    """Copy the cached data directory (``cache()`` returns it, checked or rebuilt) to its spare
+    place for the next run's :func:`take_spare`, unless a spare is there already. Made under a
+    temporary name and renamed into place, so a spare is never half a copy. Best effort: a
+    failure leaves the next run to copy as before."""
+    # any failure (a full disk, a cache that fails to build) is the next run's to meet and report
+    with contextlib.suppress(Exception):
+        source = cache()
+        spare = spare_path(source)
+        if spare.exists():
+            return
+        spare.parent.mkdir(mode=0o700, exist_ok=True)
+        _drop_stale_spares(spare)
+        tmp = spare.with_name(f"{spare.name}.tmp{os.getpid()}")
+        try:
+            subprocess.run(
+                ["cp", "-a", str(source), str(tmp)], check=True, capture_output=True, timeout=120
+            )
+            os.rename(tmp, spare)  # fails when another run put one there meanwhile
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_stale_spares(spare: Path) -> None:
+    """Remove the spares of the same service made from another cache (an upgraded server,
+    other settings) and copies cut short by a process that died: they would stay in RAM."""
+    service = spare.name.rsplit("-", 1)[0]
+    for other in spare.parent.glob(f"{service}-*"):
+        if other.name == spare.name:
+            continue
+        _, _, pid = other.name.partition(".tmp")
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # another run's copy in progress
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
 
 
 def which_any(names: list[str], extra_dirs: list[str]) -> str | None:

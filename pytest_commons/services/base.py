@@ -178,6 +178,10 @@ class ServiceSpec(ABC, Generic[InfoT]):
         """After the first readiness probe: give the server the run's credentials (if the
         engine could not be started with them)."""
 
+    def local_ready(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
+        """After the server answered and got its credentials: work for later runs that must
+        not slow this start down (e.g. a spare copy of the cached data directory)."""
+
     @property
     def run_password(self) -> str:
         """A random password for this start of a local server (never cached, never logged)."""

@@ -29,7 +29,16 @@ import pytest
 
 from pytest_commons.backends.base import BACKENDS, get_backend, wait_ready
 from pytest_commons.backends.local import LocalBackend
-from pytest_commons.core.host import cached_build, chown_tree, copy_datadir, server_user, which_any
+from pytest_commons.core.host import (
+    cached_build,
+    chown_tree,
+    copy_datadir,
+    make_spare,
+    server_user,
+    spare_path,
+    take_spare,
+    which_any,
+)
 from pytest_commons.core.lock import FileLock
 from pytest_commons.core.run import Instance
 from pytest_commons.errors import BackendUnavailable, NotReady, ServiceStartError
@@ -341,6 +350,56 @@ def test_copy_datadir_without_a_server_user_keeps_our_ownership(tmp_path: Path) 
     st = datadir.stat()
     assert stat.S_IMODE(st.st_mode) == 0o700
     assert st.st_uid == os.getuid()
+
+
+def test_a_spare_copy_is_renamed_into_the_next_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(tmp_path / "runtime"))
+    (tmp_path / "runtime").mkdir()
+    cache = tmp_path / "caches" / "postgres" / "key1"
+    (cache / "base").mkdir(parents=True)
+    (cache / "base" / "1").write_text("page")
+    datadir = tmp_path / "run" / "data"
+    datadir.mkdir(parents=True, mode=0o755)
+    assert not take_spare(cache, datadir, None)  # none made yet: the caller copies
+    make_spare(lambda: cache)
+    spare = spare_path(cache)
+    assert spare.parent == tmp_path / "runtime" / f"pytest-commons-{os.getuid()}" / "spares"
+    assert (spare / "base" / "1").read_text() == "page"
+    (spare / "marker").write_text("the first spare")
+    make_spare(lambda: cache)  # one is there: kept, not copied again
+    assert (spare / "marker").is_file()
+    assert take_spare(cache, datadir, None)
+    assert (datadir / "base" / "1").read_text() == "page"
+    assert stat.S_IMODE(datadir.stat().st_mode) == 0o700
+    assert not spare.exists()
+    other = tmp_path / "run" / "data2"
+    other.mkdir()
+    assert not take_spare(cache, other, None)  # taken: the next start copies, or finds a new one
+    assert [p.name for p in spare.parent.iterdir()] == []  # no temporary copy left behind
+    # a spare of an older cache of the same service and a copy whose maker died: removed
+    (spare.parent / "postgres-oldkey" / "base").mkdir(parents=True)
+    (spare.parent / f"postgres-key1.tmp{2**22 + 1}").mkdir()  # beyond pid_max: no such process
+    (spare.parent / f"postgres-key1.tmp{os.getpid()}x").mkdir()
+    (spare.parent / "redis-key9").mkdir()  # another service's: not ours to touch
+    make_spare(lambda: cache)
+    assert sorted(p.name for p in spare.parent.iterdir()) == ["postgres-key1", "redis-key9"]
+
+
+def test_a_spare_that_cannot_be_made_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(tmp_path))
+
+    def broken_cache() -> Path:
+        raise ServiceStartError("postgres", "local", "initdb failed with code 1")
+
+    make_spare(broken_cache)  # best effort: the next start meets the error itself
+    missing = tmp_path / "caches" / "postgres" / "gone"
+    make_spare(lambda: missing)  # cp fails: nothing to copy
+    spares = tmp_path / f"pytest-commons-{os.getuid()}" / "spares"
+    assert not spares.exists() or list(spares.iterdir()) == []
 
 
 def test_which_any_searches_extra_dirs_for_an_executable(

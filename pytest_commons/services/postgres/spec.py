@@ -13,12 +13,13 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from pytest_commons.core.host import cached_build, copy_datadir
+from pytest_commons.core.host import cached_build, copy_datadir, make_spare, take_spare
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 
@@ -256,12 +257,15 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
             )
         return None
 
-    def _cluster_cache(self, bindir: Path, user: tuple[int, int] | None) -> Path:
+    def _cluster_cache_path(self, bindir: Path, user: tuple[int, int] | None) -> Path:
         st = (bindir / "postgres").stat()
         key = hashlib.sha256(
             repr((str(bindir), st.st_size, st.st_mtime_ns, INITDB_ARGS, user)).encode()
         ).hexdigest()[:16]
-        cache = self.settings.cache_dir() / "postgres" / key
+        return self.settings.cache_dir() / "postgres" / key
+
+    def _cluster_cache(self, bindir: Path, user: tuple[int, int] | None) -> Path:
+        cache = self._cluster_cache_path(bindir, user)
 
         def initdb(work: Path) -> None:
             work.mkdir(mode=0o700)
@@ -293,12 +297,25 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
     def local_prepare(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
         bindir = self.bindir()
         assert bindir is not None
-        copy_datadir(self._cluster_cache(bindir, server_user), datadir, server_user)
+        # a spare copy made during an earlier run is renamed into place; else copy the cache
+        if not take_spare(self._cluster_cache_path(bindir, server_user), datadir, server_user):
+            copy_datadir(self._cluster_cache(bindir, server_user), datadir, server_user)
         hba = datadir / "pg_hba.conf"
         hba.write_text(PG_HBA)
         os.chmod(hba, 0o600)
         if server_user is not None:
             os.chown(hba, *server_user)
+
+    def local_ready(self, datadir: Path, server_user: tuple[int, int] | None) -> None:
+        """The next run's copy of the cluster, made once this server answers (not during its
+        start, which it would slow down), in a thread Python waits for at exit."""
+        bindir = self.bindir()
+        assert bindir is not None
+        threading.Thread(
+            target=make_spare,
+            args=(lambda: self._cluster_cache(bindir, server_user),),
+            name="commons-postgres-spare",
+        ).start()
 
     def local_launch(
         self, datadir: Path, port: int, server_user: tuple[int, int] | None
