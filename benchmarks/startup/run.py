@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 #: modules a run that uses no service must not import when the plugin loads
@@ -171,8 +172,8 @@ def measure_import(pythons: list[str], env: dict[str, str], workdir: Path, round
 
     runs: dict[str, Callable[[], float]] = {}
     for python in pythons:
-        runs[f"{python}: -X importtime sum"] = lambda p=python: importtime(p)
-        runs[f"{python}: wall clock"] = lambda p=python: wall(p)
+        runs[f"{python}: -X importtime sum"] = partial(importtime, python)
+        runs[f"{python}: wall clock"] = partial(wall, python)
     print("plugin import (what pytest imports to load the plugin, after its own plugins):")
     show(alternate(runs, rounds))
     for python, (roots, heavy) in last.items():
@@ -194,7 +195,7 @@ def measure_collect(pythons: list[str], env: dict[str, str], workdir: Path, roun
     for python in pythons:
         for label, extra in (("with the plugin", []), ("without it", NO_PLUGIN)):
             cmd = pytest_cmd(python, "--co", *extra, str(test))
-            runs[f"{python}: {label}"] = lambda c=cmd: timed_run(c, workdir, env)
+            runs[f"{python}: {label}"] = partial(timed_run, cmd, workdir, env)
     print("whole `pytest --co` process, one trivial test:")
     times = alternate(runs, rounds)
     show(times)
@@ -224,8 +225,8 @@ def measure_first(pythons: list[str], env: dict[str, str], workdir: Path, rounds
     floor = f"{pythons[0]}: plain pytest (floor)"
     runs: dict[str, Callable[[], float]] = {}
     for python in pythons:
-        runs[f"{python}: first postgres test"] = lambda p=python: first(p, ["first_pg.py"])
-    runs[floor] = lambda: first(pythons[0], [*NO_PLUGIN, "first_plain.py"])
+        runs[f"{python}: first postgres test"] = partial(first, python, ["first_pg.py"])
+    runs[floor] = partial(first, pythons[0], [*NO_PLUGIN, "first_plain.py"])
     print("pytest start → first line of the first test:")
     times = alternate(runs, rounds)
     show(times, "s")
