@@ -181,8 +181,13 @@ def make_spare(cache: Callable[[], Path]) -> None:
         _drop_stale_spares(spare)
         tmp = spare.with_name(f"{spare.name}.tmp{os.getpid()}")
         try:
+            # at a low priority: it runs beside this run's tests, which come first
+            nice = ["nice", "-n", "10"] if shutil.which("nice") else []
             subprocess.run(
-                ["cp", "-a", str(source), str(tmp)], check=True, capture_output=True, timeout=120
+                [*nice, "cp", "-a", str(source), str(tmp)],
+                check=True,
+                capture_output=True,
+                timeout=120,
             )
             os.rename(tmp, spare)  # fails when another run put one there meanwhile
         finally:
