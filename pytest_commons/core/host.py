@@ -28,6 +28,7 @@ __all__ = [
     "free_port",
     "make_spare",
     "server_user",
+    "spare_path",
     "take_spare",
     "which_any",
 ]
