@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV = Path("/opt/pytest-commons-bench")
+VENV = Path(os.environ.get("PC_BENCH_VENV", "/opt/pytest-commons-bench"))
 USER = "pcbench"
 N = 100
 
@@ -229,7 +229,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only the suites whose name contains this text (repeatable; the ratios "
+        "printed are those whose both suites ran)",
+    )
     opts = parser.parse_args()
+    if opts.only:
+        for name in list(SUITES):
+            if not any(part in name for part in opts.only):
+                del SUITES[name]
     prefix, python = prepare()
     workdir = Path(tempfile.mkdtemp(prefix="pc-bench-"))
     os.chmod(workdir, 0o777)
@@ -263,7 +274,7 @@ def main() -> None:
         for name, (_, extra) in SUITES.items():
             times[name].append(run_suite(prefix, python, workdir, name, extra, env))
     first: list[float] = []
-    for _ in range(opts.repeat):
+    for _ in range(opts.repeat if "commons postgres (fresh db)" in SUITES else 0):
         out = workdir / "first.out"
         started = time.time()
         subprocess.run(
@@ -296,6 +307,7 @@ def main() -> None:
         ("commons redis", "pytest-redis", 1 / 2),
         ("redis-py alone (server already up)", "pytest-redis", None),
     ]
+    ratios = [r for r in ratios if r[0] in med and r[1] in med]
     if opts.markdown:
         print(f"| suite ({N} tests, whole pytest process) | median s | runs |")
         print("|---|---:|---|")
@@ -307,11 +319,13 @@ def main() -> None:
         for ours, peer, target in ratios:
             tgt = f"≤ {target:.3f}" if target else "—"
             print(f"| {ours} / {peer} | {med[ours] / med[peer]:.3f} | {tgt} |")
-        print()
-        print(
-            f"pytest start → first postgres test running (warm cache): median "
-            f"{statistics.median(first):.3f} s (runs: {', '.join(f'{t:.3f}' for t in first)})"
-        )
+        if first:
+            print()
+            print(
+                f"pytest start → first postgres test running (warm cache): median "
+                f"{statistics.median(first):.3f} s "
+                f"(runs: {', '.join(f'{t:.3f}' for t in first)})"
+            )
     else:
         for name, value in med.items():
             print(f"{name:<34} {value:7.2f} s   {times[name]}")
@@ -320,7 +334,8 @@ def main() -> None:
                 f"{ours} / {peer}: {med[ours] / med[peer]:.3f}"
                 + (f" (target ≤ {target:.3f})" if target else "")
             )
-        print(f"start → first postgres test: {statistics.median(first):.3f} s {first}")
+        if first:
+            print(f"start → first postgres test: {statistics.median(first):.3f} s {first}")
 
 
 if __name__ == "__main__":
