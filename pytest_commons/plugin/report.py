@@ -7,9 +7,9 @@
   expectation and why it did not match). Passing tests get nothing, and pay one ``stat`` of
   each used service's log file.
 * ``--keep-failed`` (ini ``keep_failed``, ``$PYTEST_COMMONS_KEEP_FAILED``): a failing test's
-  database (Postgres, MySQL), keys (Redis) and topics (Kafka) are kept instead of dropped,
-  and the servers are kept like ``--reuse-services`` keeps them, until ``pytest-commons
-  down``.
+  database (Postgres, MySQL), keys (Redis), AWS account and topics (Kafka) are kept
+  instead of dropped, and the servers are kept like ``--reuse-services`` keeps them, until
+  ``pytest-commons down``.
 * ``--commons-leaks=warn|fail|off`` (default warn): after each test, the connections it
   opened to its own database (Postgres ``pg_stat_activity``, MySQL's process list) or its
   Redis database (``CLIENT LIST``) and left open are reported.
@@ -33,7 +33,8 @@ from pytest_commons.plugin import options as _options
 _options.register(
     _options.Option(
         "keep_failed",
-        "Keep a failing test's database (Postgres, MySQL), keys (Redis) and topics (Kafka) "
+        "Keep a failing test's database (Postgres, MySQL), keys (Redis), AWS resources and "
+        "topics (Kafka) "
         "instead of dropping them; the report says how to connect. Servers are kept as with "
         "--reuse-services until `pytest-commons down`.",
         flag=True,

@@ -31,6 +31,7 @@ LOCAL = [
     "--redis-backend=local",
     "--mockserver-backend=local",
     "--kafka-backend=local",
+    "--aws-backend=local",
     "-p",
     "no:asyncio",
 ]
@@ -78,6 +79,10 @@ def test_kafka_fails(kafka):
         kafka.produce(topic, [value])
     assert False
 
+def test_aws_fails(aws):
+    aws.client("s3").create_bucket(Bucket="orders-archive")
+    assert False
+
 def test_passes(postgres, redis, mysql, passwords):
     pass
 """
@@ -89,7 +94,7 @@ def test_a_failing_test_reports_each_service_it_used(
     use_engine(clean_env, "tansu")
     pytester.makepyfile(test_report=FAILING)
     result = pytester.runpytest_subprocess(*LOCAL, "-rP", "-p", "no:randomly")
-    result.assert_outcomes(failed=5, passed=1)
+    result.assert_outcomes(failed=6, passed=1)
     result.stdout.fnmatch_lines(
         [
             "*- commons: postgres -*",
@@ -118,6 +123,14 @@ def test_a_failing_test_reports_each_service_it_used(
             "  POST /orders",
         ]
     )
+    result.stdout.fnmatch_lines(
+        [
+            "*- commons: aws -*",
+            "account 7* (account-reset); what the test made, removed after the test "
+            "(--keep-failed keeps them):",
+            "  s3 orders-archive",
+        ]
+    )
     text = result.stdout.str()
     assert (
         '    closest expectation: {"headers": {"X-Tenant": ["acme"]}, "method": "POST", '
@@ -141,8 +154,12 @@ def test_a_failing_test_reports_each_service_it_used(
 
 
 KEEP = """
-def test_fails_after_writing(postgres, mysql, redis):
+def test_fails_after_writing(postgres, mysql, redis, aws):
     redis.set("evidence", "42")
+    bucket = aws.bucket()
+    aws.client("s3").put_object(Bucket=bucket, Key="evidence", Body=b"42")
+    with open("bucket", "w") as fh:
+        fh.write(bucket)
     with postgres.connect() as conn:
         conn.execute("CREATE TABLE evidence (x int)")
         conn.execute("INSERT INTO evidence VALUES (42)")
@@ -155,8 +172,9 @@ def test_fails_after_writing(postgres, mysql, redis):
         fh.write(postgres.name + " " + mysql.name)
     assert False
 
-def test_passes(postgres, mysql, redis):
+def test_passes(postgres, mysql, redis, aws):
     assert redis.dbsize() == 0
+    assert aws.client("s3").list_buckets()["Buckets"] == []
     with open("passed", "w") as fh:
         fh.write(postgres.name + " " + mysql.name)
 """
@@ -195,16 +213,18 @@ def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
             r"kept \(--keep-failed\): moved to database (\d+) after the test", result.stdout.str()
         )
         assert kept_redis is not None
+        kept_aws = re.search(r"kept \(--keep-failed\) in account (\d+)", result.stdout.str())
+        assert kept_aws is not None
         kept_pg, kept_my = (pytester.path / "names").read_text().split()
         passed_pg, passed_my = (pytester.path / "passed").read_text().split()
         listed = json.loads(commons_cli("list", "--json", "--show-passwords").stdout)
         urls = {k["service"]: k for k in listed["kept"]}
-        assert set(urls) == {"postgres", "mysql", "redis"}, urls
+        assert set(urls) == {"postgres", "mysql", "redis", "aws"}, urls
         pg_url = urls["postgres"]["url"].rsplit("/", 1)[0]
         with psycopg.connect(f"{pg_url}/{kept_pg}") as conn:
             assert conn.execute("SELECT x FROM evidence").fetchall() == [(42,)]
         # a later run (its owner, the first run, is dead now) does not collect a kept database
-        pytester.makepyfile(test_keep="def test_ok(postgres, mysql, redis):\n    pass\n")
+        pytester.makepyfile(test_keep="def test_ok(postgres, mysql, redis, aws):\n    pass\n")
         pytester.runpytest_subprocess(*LOCAL, "--keep-failed").assert_outcomes(passed=1)
         info = urls["mysql"]["info"]
         my = pymysql.connect(
@@ -230,6 +250,17 @@ def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
             assert kept_db.get("evidence") == b"42"
         finally:
             kept_db.close()
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=urls["aws"]["url"],
+            region_name="us-east-1",
+            aws_access_key_id=kept_aws.group(1),
+            aws_secret_access_key="any",
+        )
+        bucket = (pytester.path / "bucket").read_text()
+        assert s3.get_object(Bucket=bucket, Key="evidence")["Body"].read() == b"42"
         assert kept_pg in names
         assert passed_pg not in names
         assert kept_my in my_names
@@ -239,6 +270,7 @@ def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
     assert "stopped postgres (local)" in down.stdout
     assert "stopped mysql (local)" in down.stdout
     assert "stopped redis (local)" in down.stdout
+    assert "stopped aws (local)" in down.stdout
 
 
 LEAKS = """

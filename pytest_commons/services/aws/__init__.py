@@ -17,6 +17,7 @@ META = ServiceMeta(
     spec="pytest_commons.services.aws.spec:AwsSpec",
     backends=("external", "docker", "local"),
     fixtures=("pytest_commons.services.aws.fixtures",),
+    report="pytest_commons.services.aws.report:describe",
     url_key="endpoint_url",
     url_help="Endpoint URL (http://host:port)",
     default_image="localstack/localstack:3",

@@ -181,6 +181,22 @@ class AwsWorker:
 
         return handler
 
+    def keep(self, nodeid: str) -> str:
+        """``--keep-failed``: leave what the test made where it is and return its account.
+        With the plugin's dummy per-worker credentials the worker moves on to a fresh account
+        for its next tests (so the kept resources neither reach them nor get reset); with
+        credentials from the URL nothing is deleted (names the fixture gave do not collide)."""
+        kept = self.account_id
+        self.tracked.clear()
+        if self.info.access_key_id == kept:
+            fresh = worker_account(kept, nodeid)
+            self.account_id = fresh
+            self.info = self.info.with_credentials(fresh, self.info.secret_access_key)
+            self.clients.clear()
+            self.resources.clear()
+            self._session = None
+        return kept
+
     def cleanup(self) -> float:
         """Make the account clean for the next test; returns the seconds it took."""
         started = time.perf_counter()
@@ -513,6 +529,10 @@ class Aws:
         return got
 
     # lifecycle ----------------------------------------------------------------------------
-    def cleanup(self) -> float:
-        """Remove what the test created (called by the fixture at teardown)."""
+    def cleanup(self, keep: bool = False) -> float:
+        """Remove what the test created (called by the fixture at teardown); ``keep``
+        (``--keep-failed`` and the test failed): leave it, in an account of its own."""
+        if keep:
+            self._worker.keep(self.test_name)
+            return 0.0
         return self._worker.cleanup()

@@ -69,7 +69,9 @@ def aws(request: pytest.FixtureRequest, _aws_worker: AwsWorker) -> Iterator[Aws]
     try:
         yield view
     finally:
-        view.cleanup()
+        from pytest_commons.plugin.report import keep
+
+        view.cleanup(keep=keep(request.node))
 
 
 @pytest.fixture
