@@ -44,6 +44,26 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
+def private_runtime(clean_env: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A runtime directory of this test's own for its inner runs (``$PYTEST_COMMONS_RUNTIME_DIR``):
+    kept services of other tests are not its, and the servers' own user may enter it
+    (pytester's directory is private to root). What the inner runs kept is stopped after."""
+    import shutil
+    import tempfile
+
+    from tests.helpers import commons_cli
+
+    runtime = Path(tempfile.mkdtemp(prefix="pc-runtime-"))
+    runtime.chmod(0o711)
+    clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
+    try:
+        yield runtime
+    finally:
+        commons_cli("down")
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
 def barrier(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Path:
     """A directory where the workers of an inner xdist run meet (``$BARRIER_DIR``): each
     writes a file there and waits for the other's, so both act at the same time."""

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Database",
     "DatabasePool",
+    "database_lines",
     "databases_of",
-    "password_hint",
     "remember_schema_error",
     "schema_failed_before",
     "schema_fingerprint",
@@ -149,11 +149,22 @@ def databases_of(funcargs: dict[str, Any], service: str) -> list[Database]:
     ]
 
 
-def password_hint(service: str, kept: bool) -> str:
-    """Where a failing test's report tells the reader to find the server's password."""
+def database_lines(
+    funcargs: dict[str, Any], service: str, kept: bool, connect: Callable[[str, str], str]
+) -> list[str]:
+    """A failing test's report lines for its databases of ``service``: each name, whether it
+    is kept (``--keep-failed``), and ``connect(name, password_hint)``'s command line."""
     if kept:
-        return " (the password: `pytest-commons list --show-passwords`)"
-    return f" (the password: {service}_service.info.password)"
+        state = "kept (--keep-failed): DROP DATABASE it when done, or `pytest-commons down`"
+        hint = " (the password: `pytest-commons list --show-passwords`)"
+    else:
+        state = "dropped after the test (--keep-failed keeps it)"
+        hint = f" (the password: {service}_service.info.password)"
+    lines = []
+    for database in databases_of(funcargs, service):
+        lines.append(f"database {database.name}: {state}")
+        lines.append(f"  connect: {connect(database.name, hint)}")
+    return lines
 
 
 class DatabasePool(ABC, Generic[T]):

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -180,18 +176,7 @@ def test_passes(postgres, mysql, redis, aws):
 """
 
 
-@pytest.fixture
-def own_runtime(clean_env: pytest.MonkeyPatch) -> Iterator[None]:
-    """A private runtime directory (kept services of other tests are not ours) that the
-    servers' own user may enter (pytester's directory is private to root)."""
-    runtime = Path(tempfile.mkdtemp(prefix="pc-keep-failed-"))
-    runtime.chmod(0o711)
-    clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
-    yield
-    shutil.rmtree(runtime, ignore_errors=True)
-
-
-@pytest.mark.usefixtures("own_runtime")
+@pytest.mark.usefixtures("private_runtime")
 def test_keep_failed_keeps_the_failing_tests_databases_and_servers(
     pytester: pytest.Pytester,
 ) -> None:

@@ -5,14 +5,9 @@ Inner runs against a real local PostgreSQL kept between them."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.helpers import commons_cli
 
 pytest.importorskip("psycopg")
 
@@ -54,26 +49,13 @@ def test_more(postgres, n):
 """
 
 
-@pytest.fixture
-def own_runtime(clean_env: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private runtime directory the servers' own user may enter; kept servers stopped after."""
-    runtime = Path(tempfile.mkdtemp(prefix="pc-kept-templates-"))
-    runtime.chmod(0o711)
-    clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
-    try:
-        yield runtime
-    finally:
-        commons_cli("down")
-        shutil.rmtree(runtime, ignore_errors=True)
-
-
 def _runs(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["no-xdist", "xdist"])
 def test_the_schema_runs_once_across_runs(
-    pytester: pytest.Pytester, own_runtime: Path, clean_env: pytest.MonkeyPatch, workers: int
+    pytester: pytest.Pytester, private_runtime: Path, clean_env: pytest.MonkeyPatch, workers: int
 ) -> None:
     log = pytester.path / "migrations.log"
     clean_env.setenv("MIGRATIONS_LOG", str(log))
@@ -95,7 +77,7 @@ def test_the_schema_runs_once_across_runs(
 
 
 def test_without_reuse_the_schema_runs_every_run(
-    pytester: pytest.Pytester, own_runtime: Path, clean_env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, private_runtime: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     log = pytester.path / "migrations.log"
     clean_env.setenv("MIGRATIONS_LOG", str(log))
@@ -107,7 +89,7 @@ def test_without_reuse_the_schema_runs_every_run(
 
 
 def test_a_failing_schema_is_not_kept(
-    pytester: pytest.Pytester, own_runtime: Path, clean_env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, private_runtime: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     log = pytester.path / "migrations.log"
     clean_env.setenv("MIGRATIONS_LOG", str(log))
@@ -179,7 +161,7 @@ def _migrations(root: Path, env_py: str, revisions: list[str]) -> None:
 
 def test_alembic_migrations_run_once_across_runs(
     pytester: pytest.Pytester,
-    own_runtime: Path,
+    private_runtime: Path,
     clean_env: pytest.MonkeyPatch,
     alembic_env_py: str,
 ) -> None:

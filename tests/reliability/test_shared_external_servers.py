@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,29 +93,25 @@ SERVICES = ("postgres", "mysql", "redis", "kafka", "mockserver", "aws")
 
 
 @pytest.fixture
-def shared_servers(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """The six servers, kept by a --reuse-services run: {service: `pytest-commons list` entry}."""
-    runtime = Path(tempfile.mkdtemp(prefix="pc-shared-"))
-    runtime.chmod(0o711)  # the servers' own user enters it
-    clean_env.setenv("PYTEST_COMMONS_RUNTIME_DIR", str(runtime))
+def shared_servers(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, private_runtime: Path
+) -> dict[str, Any]:
+    """The six servers, kept by a --reuse-services run (stopped by ``private_runtime``):
+    {service: `pytest-commons list` entry}."""
     clean_env.setenv("PYTEST_COMMONS_KAFKA_ENGINE", "tansu")
     starter = tmp_path / "starter"
     starter.mkdir()
     (starter / "test_start.py").write_text(START)
-    try:
-        started = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-             "--reuse-services", "--backend-order=local", "test_start.py"],
-            cwd=starter, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert started.returncode == 0, started.stdout + started.stderr
-        listed = json.loads(commons_cli("list", "--json", "--show-passwords").stdout)
-        kept = {entry["service"]: entry for entry in listed["kept"]}
-        assert set(kept) == set(SERVICES), kept
-        yield kept
-    finally:
-        commons_cli("down")
-        shutil.rmtree(runtime, ignore_errors=True)
+    started = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "--reuse-services", "--backend-order=local", "test_start.py"],
+        cwd=starter, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    listed = json.loads(commons_cli("list", "--json", "--show-passwords").stdout)
+    kept = {entry["service"]: entry for entry in listed["kept"]}
+    assert set(kept) == set(SERVICES), kept
+    return kept
 
 
 def _external_env(kept: dict[str, Any], home: Path) -> dict[str, str]:
