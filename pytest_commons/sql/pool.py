@@ -269,7 +269,7 @@ class DatabasePool(ABC, Generic[T]):
 
         database.close()
         name = database.name
-        leaks = report.settle(lambda: self.leaks(name)) if report.leaks_on(item.config) else []
+        leaks = report.settle(lambda: self.leaks(name)) if report.leaks_on(item) else []
         if report.keep(item):
             self.created.discard(name)
             with contextlib.suppress(Exception):

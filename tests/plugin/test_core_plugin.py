@@ -265,8 +265,10 @@ def test_external_backend_touches_only_its_own(
         conn.execute("insert into keep values (42)")
     rinfo = redis_service.info
     # local servers have a per-run password now: the user's clients log in like ours
-    user_client = redis_py.Redis.from_url(rinfo.url)
+    # database 13: the outer run's own workers use 0 and 1 (a key in 0 is gw0's to flush)
+    user_client = redis_py.Redis.from_url(rinfo.with_db(13).url)
     user_client.set("user:key", "precious")
+    registry = redis_py.Redis.from_url(rinfo.with_db(0).url)  # where claims are kept
     busy = redis_py.Redis.from_url(rinfo.with_db(15).url)
     busy.set("user:other", "also precious")
 
@@ -280,7 +282,7 @@ def test_redis_writes(redis):
 """
     )
     clean_env.setenv("PYTEST_COMMONS_POSTGRES_URL", pg.url)
-    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", rinfo.with_db(0).url)
+    clean_env.setenv("PYTEST_COMMONS_REDIS_URL", rinfo.with_db(13).url)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["postgres    external*", "redis       external*"])
@@ -297,7 +299,8 @@ def test_redis_writes(redis):
         assert conn.execute("select x from keep").fetchall() == [(42,)]
     assert user_client.get("user:key") == b"precious"
     assert busy.get("user:other") == b"also precious"
-    claims = user_client.keys("pytest-commons:claim:*")
+    claims = registry.keys("pytest-commons:claim:*")
+    registry.close()
     assert claims == [], "claims are released at the end"
     user_client.delete("user:key")
     busy.delete("user:other")
