@@ -734,3 +734,36 @@ def test_a_local_server_another_process_started_is_told_gone_from_proc() -> None
     assert _process_gone(inst) == "is no longer running"
     proc.wait()
     assert _process_gone(inst) == "is no longer running"  # reaped: no /proc entry at all
+
+
+def test_the_log_since_a_mark_on_a_local_log_file(tmp_path: Path) -> None:
+    """What a failing test's report shows: the lines logged after the mark taken at its start."""
+    from pytest_commons.backends.local import LocalBackend
+    from pytest_commons.core.run import Instance
+
+    backend = LocalBackend(_settings())
+    log = tmp_path / "server.log"
+    log.write_text("started\n")
+    inst = Instance(service="redis", backend="local", log_path=str(log))
+    mark = backend.log_mark(inst)
+    assert mark == len("started\n")
+    with log.open("a") as fh:
+        fh.write("during the test\n")
+    assert backend.logs_since(inst, mark) == "during the test\n"
+    log.unlink()  # gone (its directory removed): nothing, no error
+    assert backend.log_mark(inst) == 0.0
+    assert backend.logs_since(inst, mark) == ""
+    no_log = Instance(service="redis", backend="local")  # a server without a log file
+    assert backend.log_mark(no_log) == 0.0
+    assert backend.logs_since(no_log, 0.0) == ""
+
+
+def test_the_log_since_a_mark_of_a_container_that_is_gone() -> None:
+    from pytest_commons.backends.docker import DockerBackend
+    from pytest_commons.core.run import Instance
+
+    backend = DockerBackend(_settings())
+    inst = Instance(service="redis", backend="docker", container_id="pc-no-such-container")
+    mark = backend.log_mark(inst)
+    assert mark == pytest.approx(time.time(), abs=60)
+    assert backend.logs_since(inst, mark) == ""  # no such container (or no engine): nothing
