@@ -488,3 +488,14 @@ async def test_tansu_still_fails_aiokafka_init_producer_id(kafka: Kafka) -> None
 class TestClassLevelRequirement:
     def test_skipped_with_the_class(self, kafka: Kafka) -> None:
         assert kafka.supports("create_partitions")
+
+
+def test_a_created_topic_is_known_to_the_broker_at_once(kafka: Kafka) -> None:
+    # Apache Kafka (KRaft) answered CreateTopics before its broker knew the topic, and a
+    # DescribeConfigs right after failed with UNKNOWN_TOPIC_OR_PART (a CI run, seed 712459691)
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    for _ in range(20):
+        resource = ConfigResource(ResourceType.TOPIC, kafka.topic(partitions=3))
+        described = kafka.admin().describe_configs([resource], request_timeout=10)[resource]
+        assert "retention.ms" in described.result(10)

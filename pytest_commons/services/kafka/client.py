@@ -301,7 +301,39 @@ class Kafka:
                 pytrace=False,
             )
         self.topics.append(topic)
+        self._await_metadata(topic, partitions, timeout)
         return topic
+
+    def _await_metadata(self, topic: str, partitions: int, timeout: float) -> None:
+        """Wait until the broker's metadata has ``topic`` with a leader for every partition.
+
+        Apache Kafka (KRaft) answers CreateTopics once the controller has committed the topic;
+        the broker learns of it a moment later, and until then a DescribeConfigs or a
+        metadata-driven client call sees UNKNOWN_TOPIC_OR_PARTITION. One metadata round trip
+        (about a millisecond) when the broker is already up to date.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                meta = self.admin().list_topics(topic=topic, timeout=max(0.1, min(1.0, timeout)))
+                known = meta.topics.get(topic)
+                if (
+                    known is not None
+                    and known.error is None
+                    and len(known.partitions) == partitions
+                    and all(p.leader >= 0 for p in known.partitions.values())
+                ):
+                    return
+            except Exception:  # a metadata call cut off: look again until the deadline
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"kafka: topic {topic!r} was created on {self.bootstrap_servers} but the "
+                    f"broker's metadata did not show it with {partitions} led partition(s) "
+                    f"within {timeout:g} s",
+                    pytrace=False,
+                )
+            time.sleep(0.01)
 
     # clients ---------------------------------------------------------------------------------
     def admin(self) -> AdminClient:
