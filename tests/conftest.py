@@ -34,7 +34,22 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+def settled_services(request: pytest.FixtureRequest) -> None:
+    """Waits until this session's own background service starts have ended.
+
+    A start reads the environment while it runs (``DOCKER_HOST``): a test that changes the
+    environment must not change it under them (a start once pulled every default image from a
+    test's fake Docker engine, seed 712459691).
+    """
+    from pytest_commons.plugin.state import REGISTRY_KEY
+
+    registry = request.config.stash.get(REGISTRY_KEY, None)
+    if registry is not None:
+        registry.settle()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, settled_services: None) -> pytest.MonkeyPatch:
     """Removes pytest-commons settings (and CI) from the environment for an inner run."""
     for name in list(os.environ):
         if name.startswith(_INNER_ENV_PREFIXES) or name == "CI":

@@ -183,6 +183,17 @@ class Registry:
             else ("failed" if fut.done() else "starting")
         )
 
+    def settle(self) -> None:
+        """Wait until every start begun so far has ended (ready or failed); raises nothing.
+
+        A start reads the process environment (``DOCKER_HOST``, for one) while it runs: code
+        that changes the environment for a while waits here first.
+        """
+        with self._lock:
+            futures = list(self._futures.values())
+        for fut in futures:
+            fut.exception()
+
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
