@@ -7,6 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: the repository's shared test data (SQL schemas, seed files): see fixtures/README.md
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def fixture_file(*parts: str) -> Path:
+    """The path of a file under the repository's ``fixtures/`` (it must exist)."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.is_file():
+        raise FileNotFoundError(f"no test data file {path} (see fixtures/README.md)")
+    return path
+
 
 def python_module(
     module: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None

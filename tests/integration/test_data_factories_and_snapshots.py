@@ -28,6 +28,7 @@ from pytest_commons.data import (
     register_factory,
     snapshot_table,
 )
+from tests.helpers import fixture_file
 
 
 class Base(DeclarativeBase):
@@ -48,11 +49,7 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
 
 
-SCHEMA = """
-CREATE TABLE teams (id serial PRIMARY KEY, name varchar(50) NOT NULL);
-CREATE TABLE users (id serial PRIMARY KEY, email varchar(100) NOT NULL, name varchar(100),
-                    team_id int REFERENCES teams(id));
-"""
+SCHEMA = fixture_file("sql", "postgres", "teams_users.sql").read_text()
 
 
 @pytest.fixture(autouse=True)
@@ -181,17 +178,9 @@ def test_same_test_seed_same_factory_data(request: pytest.FixtureRequest, faker:
 
 
 @pytest.fixture
-def seed_dir(tmp_path: Path) -> Path:
-    (tmp_path / "teams.csv").write_text("id,name\n1,Red\n2,Blue\n")
-    (tmp_path / "users.json").write_text(
-        '{"users": [{"id": 1, "email": "a@x.io", "team_id": 2},'
-        ' {"id": 2, "email": "b@x.io", "name": "B", "team_id": 1}]}'
-    )
-    (tmp_path / "more.sql").write_text(
-        "INSERT INTO users (id, email) VALUES (3, 'c;d@x.io'); -- a comment; with a semicolon\n"
-        "INSERT INTO users (id, email) VALUES (4, 'd@x.io');\n"
-    )
-    return tmp_path
+def seed_dir() -> Path:
+    # teams.csv, users.json and more.sql (a semicolon inside a quote and inside a comment)
+    return fixture_file("seed", "teams_users", "teams.csv").parent
 
 
 def test_load_seed_files_and_snapshot_table(postgres_tx: Any, seed_dir: Path) -> None:

@@ -14,33 +14,13 @@ from pytest_commons.core.registry import ServiceHandle
 from pytest_commons.plugin.state import get_registry
 from pytest_commons.services.mysql.fixtures import OWNERS_DB, MysqlDatabase
 from pytest_commons.services.mysql.spec import MysqlInfo, MysqlSpec
+from tests.helpers import fixture_file
 
-SCHEMA = """
-CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100) UNIQUE NOT NULL);
-CREATE TABLE orders (
-    id INT AUTO_INCREMENT PRIMARY KEY,
-    user_id INT NOT NULL,
-    FOREIGN KEY (user_id) REFERENCES users (id)
-);
-CREATE TABLE colors (name VARCHAR(20) PRIMARY KEY, shout VARCHAR(20) AS (UPPER(name)) VIRTUAL);
-INSERT INTO colors (name) VALUES ('red'), ('blue');
-CREATE VIEW zz_color_names AS SELECT name FROM colors;
-CREATE VIEW aa_color_count AS SELECT COUNT(*) AS n FROM zz_color_names;
-CREATE TABLE audit (email VARCHAR(100));
-CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW
-    INSERT INTO audit (email) VALUES (NEW.email);
-CREATE PROCEDURE add_user(IN address VARCHAR(100))
-BEGIN
-    INSERT INTO users (email) VALUES (address);
-    INSERT INTO audit (email) VALUES (CONCAT('proc:', address));
-END;
-CREATE FUNCTION user_count() RETURNS INT READS SQL DATA RETURN (SELECT COUNT(*) FROM users);
-CREATE EVENT purge_audit ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit;
-"""
+SCHEMA = fixture_file("sql", "mysql", "objects.sql")
 
 
 @pytest.fixture(scope="session")
-def mysql_schema() -> str:
+def mysql_schema() -> Path:
     return SCHEMA
 
 

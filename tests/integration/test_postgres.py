@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,11 +15,12 @@ import pytest
 from pytest_commons.core.registry import ServiceHandle
 from pytest_commons.services.postgres.fixtures import PostgresDatabase
 from pytest_commons.services.postgres.spec import PostgresInfo
+from tests.helpers import fixture_file
 
 
 @pytest.fixture(scope="session")
-def postgres_schema() -> str:
-    return "CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL);"
+def postgres_schema() -> Path:
+    return fixture_file("sql", "postgres", "users.sql")
 
 
 @pytest.mark.parametrize("email", ["a@x.io", "b@x.io"])
