@@ -33,14 +33,18 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     return pytester
 
 
-@pytest.fixture
-def settled_services(request: pytest.FixtureRequest) -> None:
-    """Waits until this session's own background service starts have ended.
+@pytest.fixture(autouse=True)
+def _settled_services(request: pytest.FixtureRequest) -> None:
+    """Before a test that may change the environment (it uses ``monkeypatch``), waits until this
+    session's own background service starts have ended.
 
-    A start reads the environment while it runs (``DOCKER_HOST``): a test that changes the
-    environment must not change it under them (a start once pulled every default image from a
-    test's fake Docker engine, seed 712459691).
+    A start reads the environment while it runs (``DOCKER_HOST``, ``PATH``): a test must not
+    change it under them. (A start once pulled every default image from a test's fake Docker
+    engine, CI seed 712459691; an empty ``PATH`` would fail a local start for the session.)
+    Free once the starts have ended.
     """
+    if "monkeypatch" not in request.fixturenames:
+        return
     from pytest_commons.plugin.state import REGISTRY_KEY
 
     registry = request.config.stash.get(REGISTRY_KEY, None)
@@ -49,7 +53,7 @@ def settled_services(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, settled_services: None) -> pytest.MonkeyPatch:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Removes pytest-commons settings (and CI) from the environment for an inner run."""
     for name in list(os.environ):
         if name.startswith(_INNER_ENV_PREFIXES) or name == "CI":

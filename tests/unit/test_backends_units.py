@@ -437,9 +437,7 @@ def test_fault_injection_on_an_instance_without_a_process_does_nothing() -> None
 # docker: engine checks ------------------------------------------------------------------------
 
 
-def test_a_non_unix_docker_host_is_left_to_the_sdk(
-    monkeypatch: pytest.MonkeyPatch, settled_services: None
-) -> None:
+def test_a_non_unix_docker_host_is_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_commons.backends.docker import docker_engine_unreachable
 
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
@@ -447,7 +445,7 @@ def test_a_non_unix_docker_host_is_left_to_the_sdk(
 
 
 def test_a_socket_we_may_not_use_is_reported_as_a_permission_problem(
-    monkeypatch: pytest.MonkeyPatch, socket_dir: Path, settled_services: None
+    monkeypatch: pytest.MonkeyPatch, socket_dir: Path
 ) -> None:
     from pytest_commons.backends.docker import docker_engine_unreachable
 
@@ -557,9 +555,7 @@ class FakeEngine:
 
 
 @pytest.fixture
-def fake_engine(
-    socket_dir: Path, monkeypatch: pytest.MonkeyPatch, settled_services: None
-) -> Iterator[FakeEngine]:
+def fake_engine(socket_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEngine]:
     pytest.importorskip("docker")
     engine = FakeEngine(socket_dir / "engine.sock")
     engine.thread.start()
