@@ -7,6 +7,7 @@ plugin costs next to nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -351,11 +352,36 @@ def _remember_services(config: pytest.Config, needed: list[str]) -> None:
         return
     path = _hint_path(config)
     try:
-        if not path.exists() or path.read_text().split() != needed:
+        if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
+            _prune_hints(path.parent)
+        if not path.exists() or path.read_text().split() != needed:
             path.write_text(" ".join(needed))
     except OSError:
         pass
+
+
+#: hint files kept: one per command (rootdir, arguments, working directory), and tools that run
+#: pytest in a fresh temporary directory each time (pytester) make a new command every run
+HINTS_KEPT = 256
+
+
+def _prune_hints(directory: Path) -> None:
+    """Remove all but the :data:`HINTS_KEPT` most recently used hint files (a use touches its
+    file); runs when a new file is about to be written and the directory is over the bound."""
+    entries = list(os.scandir(directory))
+    if len(entries) < HINTS_KEPT:
+        return
+    stamped = []
+    for entry in entries:
+        try:
+            stamped.append((entry.stat().st_mtime, entry.path))
+        except OSError:
+            continue  # removed meanwhile
+    stamped.sort(reverse=True)
+    for _, old in stamped[HINTS_KEPT - 1 :]:  # room for the new one
+        with contextlib.suppress(OSError):
+            os.unlink(old)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -364,8 +390,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if _lists_only(config) or REGISTRY_KEY not in config.stash:
         return
+    path = _hint_path(config)
     try:
-        hinted = [s for s in _hint_path(config).read_text().split() if s in SERVICES]
+        hinted = [s for s in path.read_text().split() if s in SERVICES]
+        os.utime(path)  # recently used: kept by _prune_hints
     except OSError:
         return
     if getattr(config.option, "dist", "no") != "no" and not _is_worker(config):

@@ -170,6 +170,32 @@ def test_the_services_a_command_needed_are_remembered_once(pytester: pytest.Pyte
     assert [h.read_text() for h in (cache / "hints").glob("*.services")] == ["redis"]
 
 
+def test_hint_files_are_bounded_keeping_the_most_recently_used(pytester: pytest.Pytester) -> None:
+    """A command in a fresh temporary directory each run (pytester, tox) makes a new hint file
+    each time: the directory keeps the HINTS_KEPT most recently used (it held 1,899 here)."""
+    import os
+    import time
+
+    from pytest_commons.plugin.hooks import HINTS_KEPT
+
+    hints = pytester.path / "cache" / "hints"
+    hints.mkdir(parents=True)
+    now = time.time()
+    for n in range(HINTS_KEPT + 40):  # hint-0000 the most recently used, then older and older
+        old = hints / f"hint-{n:04d}.services"
+        old.write_text("redis")
+        os.utime(old, (now - 100 - n, now - 100 - n))
+    pytester.makepyfile(REDIS_TESTS.format(count=1))
+    _same_command_twice(pytester, f"--commons-cache-dir={pytester.path / 'cache'}")
+    left = sorted(p.name for p in hints.iterdir())
+    assert len(left) == HINTS_KEPT
+    own = [n for n in left if not n.startswith("hint-")]
+    assert len(own) == 1
+    assert (hints / own[0]).read_text() == "redis"
+    kept = [n for n in left if n.startswith("hint-")]
+    assert kept == [f"hint-{n:04d}.services" for n in range(HINTS_KEPT - 1)]  # the newest
+
+
 def test_an_unusable_cache_directory_does_not_break_a_run(pytester: pytest.Pytester) -> None:
     """The cache only makes the next run faster: a cache path that is a file is not an error
     for a run that needs nothing else from it."""
