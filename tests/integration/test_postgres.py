@@ -68,6 +68,18 @@ def test_rollback_fixture_survives_an_error(postgres_tx: psycopg.Connection[Any]
     assert postgres_tx.execute("select count(*) from users").fetchone() == (0,)
 
 
+def test_a_local_server_keeps_its_shared_memory_in_its_data_directory(
+    postgres: PostgresDatabase, postgres_service: ServiceHandle[PostgresInfo]
+) -> None:
+    # with the default (posix), every killed server left a /dev/shm/PostgreSQL.* segment for
+    # good; as files in the data directory they go with it
+    if postgres_service.backend != "local":
+        pytest.skip("the local backend's server settings")
+    with postgres.connect() as conn:
+        row = conn.execute("SHOW dynamic_shared_memory_type").fetchone()
+    assert row == ("mmap",)
+
+
 def test_handle_reports_backend_and_version(postgres_service: ServiceHandle[PostgresInfo]) -> None:
     assert postgres_service.backend in ("local", "docker", "external")
     assert postgres_service.version[:2].isdigit()
