@@ -80,11 +80,9 @@ def keep_log(error: ServiceStartError, keep_dir: str) -> ServiceStartError:
         fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as dst, open(error.log_path, "rb") as src:
             shutil.copyfileobj(src, dst)
-        old = sorted(
-            (os.path.join(keep_dir, n) for n in os.listdir(keep_dir)), key=os.path.getmtime
-        )
-        for path in old[:-20]:
-            os.unlink(path)
+        from pytest_commons.core.host import keep_newest
+
+        keep_newest(keep_dir, 20)
     except OSError:
         return error
     return ServiceStartError(

@@ -26,6 +26,7 @@ __all__ = [
     "chown_tree",
     "copy_datadir",
     "free_port",
+    "keep_newest",
     "make_spare",
     "server_user",
     "spare_path",
@@ -216,6 +217,20 @@ def _alive(pid: int) -> bool:
     except OSError:  # e.g. another user's process
         return True
     return True
+
+
+def keep_newest(directory: str | Path, keep: int) -> None:
+    """Remove all but the ``keep`` most recently modified entries of ``directory`` (a bounded
+    store: kept logs, hint files); entries that vanish meanwhile are skipped."""
+    stamped: list[tuple[float, str]] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            with contextlib.suppress(OSError):
+                stamped.append((entry.stat().st_mtime, entry.path))
+    stamped.sort(reverse=True)
+    for _, path in stamped[keep:]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def which_any(names: list[str], extra_dirs: list[str]) -> str | None:

@@ -7,7 +7,6 @@ plugin costs next to nothing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -367,21 +366,12 @@ HINTS_KEPT = 256
 
 
 def _prune_hints(directory: Path) -> None:
-    """Remove all but the :data:`HINTS_KEPT` most recently used hint files (a use touches its
-    file); runs when a new file is about to be written and the directory is over the bound."""
-    entries = list(os.scandir(directory))
-    if len(entries) < HINTS_KEPT:
-        return
-    stamped = []
-    for entry in entries:
-        try:
-            stamped.append((entry.stat().st_mtime, entry.path))
-        except OSError:
-            continue  # removed meanwhile
-    stamped.sort(reverse=True)
-    for _, old in stamped[HINTS_KEPT - 1 :]:  # room for the new one
-        with contextlib.suppress(OSError):
-            os.unlink(old)
+    """Keep the :data:`HINTS_KEPT` most recently used hint files (a use touches its file), with
+    room for the one about to be written; only once the directory has reached the bound."""
+    if sum(1 for _ in os.scandir(directory)) >= HINTS_KEPT:
+        from pytest_commons.core.host import keep_newest
+
+        keep_newest(directory, HINTS_KEPT - 1)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
