@@ -29,6 +29,8 @@ LABEL = "pytest-commons"
 RUN_LABEL = "pytest-commons.run"
 SERVICE_LABEL = "pytest-commons.service"
 _PULLED: set[str] = set()
+#: images whose pull failed in this process, with the reason (not tried again by this process)
+_PULL_FAILED: dict[str, str] = {}
 _PULL_LOCK = threading.Lock()
 _CONFIGURED = False
 
@@ -140,20 +142,26 @@ class DockerBackend(Backend):
         with _PULL_LOCK:
             if image in _PULLED:
                 return None
-            # to the terminal, never into the captured output of the test that waits for it
-            _progress.notice(f"commons: pulling image {image} for {spec.name} …")
-            try:
-                client.images.pull(image)
-            except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                return BackendUnavailable(
-                    f"image {image} is not present and cannot be pulled ({first[:200]})",
-                    f"build or load it, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE to an "
-                    "image you have (from a clone of the pytest-commons repository or its "
-                    "sdist, `bash containers/build.sh` builds local test images)",
-                )
-            _PULLED.add(image)
-        return None
+            failed = _PULL_FAILED.get(image)
+            if failed is None:
+                # to the terminal, never into the captured output of the test that waits for it
+                _progress.notice(f"commons: pulling image {image} for {spec.name} …")
+                try:
+                    client.images.pull(image)
+                except Exception as exc:
+                    failed = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    _PULL_FAILED[image] = failed
+                    # the notice above must not read as a pull under way
+                    _progress.notice(f"commons: pulling image {image} failed: {failed}")
+                else:
+                    _PULLED.add(image)
+                    return None
+        return BackendUnavailable(
+            f"image {image} is not present and cannot be pulled ({failed})",
+            f"build or load it, or set PYTEST_COMMONS_{spec.name.upper()}_IMAGE to an "
+            "image you have (from a clone of the pytest-commons repository or its "
+            "sdist, `bash containers/build.sh` builds local test images)",
+        )
 
     def _container(self, spec: AnySpec, image: str) -> tuple[DockerContainer, Any]:
         launch = spec.docker_launch(image)

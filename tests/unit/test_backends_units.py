@@ -485,6 +485,7 @@ class FakeEngine:
         self.image_answers: dict[str, list[int]] = {}  # GET /images/<name>/json, in turn
         self.containers: list[str] = []
         self.list_status = 200
+        self.pull_status = 200
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         engine = self
 
@@ -538,6 +539,8 @@ class FakeEngine:
                 return 404, {"message": f"No such image: {image[1]}"}
             return status, {"message": "engine exploded"}
         if path == "/images/create" and method == "POST":
+            if self.pull_status != 200:
+                return self.pull_status, {"message": "no such host: registry-1.docker.io"}
             return 200, {"status": "Downloaded newer image"}
         if path == "/containers/json":
             if self.list_status != 200:
@@ -614,6 +617,33 @@ def test_an_image_is_pulled_once_per_process(
     os.close(write_end)
     with os.fdopen(read_end) as notices:
         assert notices.read().count(f"commons: pulling image {image} for redis") == 1
+
+
+def test_a_failed_pull_is_said_and_not_tried_again_by_the_process(
+    fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_commons.plugin import progress as _progress
+
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(_progress, "_fd", write_end)
+    image = f"commons-fake/unpullable-{uuid.uuid4().hex[:8]}:1"
+    fake_engine.image_answers[image] = [404, 404]
+    fake_engine.pull_status = 500
+    backend = _docker_backend(image)
+    spec = RedisSpec(_settings())
+    problems = [backend.unavailable(spec), backend.unavailable(spec)]
+    assert all(
+        p is not None
+        and p.reason.startswith(f"image {image} is not present and cannot be pulled (")
+        and "registry-1.docker.io" in p.reason
+        for p in problems
+    )
+    assert len(fake_engine.calls("POST", "/images/create")) == 1
+    os.close(write_end)
+    with os.fdopen(read_end) as notices:
+        said = notices.read()
+    assert said.count(f"commons: pulling image {image} for redis") == 1
+    assert said.count(f"commons: pulling image {image} failed: ") == 1
 
 
 def test_removing_by_label_asks_the_engine_for_both_labels(fake_engine: FakeEngine) -> None:
