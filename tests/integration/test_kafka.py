@@ -4,8 +4,10 @@ the local backend, run for real on Apache Kafka)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -168,6 +170,86 @@ def test_cleanup_flushes_and_closes_clients_and_deletes_groups(
     assert [m.value() for m in kafka.consume(topic, 1, group=False)] == [b"buffered"]
     listed = {g.group_id for g in kafka.admin().list_consumer_groups().result(10).valid}
     assert group not in listed, "the group was not deleted (its consumer still in it?)"
+    with pytest.raises(RuntimeError, match="closed"):  # closed, not only flushed
+        producer.produce(topic, b"after the clean-up")
+
+
+def test_cleanup_keep_closes_the_clients_and_keeps_the_topics(
+    kafka: Kafka, request: pytest.FixtureRequest
+) -> None:
+    """``--keep-failed``: the clean-up closes the view's clients (a buffered record is
+    delivered) but leaves its topics for the user to look at, and warns of nothing."""
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    inner = Kafka(worker, "inner")
+    topic = inner.topic("kept")
+    try:
+        producer = inner.producer(linger_ms=60000)  # held in the buffer until a flush
+        producer.produce(topic, b"buffered")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            inner.cleanup(keep=True)
+        assert topic in _topic_names(kafka)
+        assert [m.value() for m in kafka.consume(topic, 1, group=False)] == [b"buffered"]
+    finally:
+        kafka.admin().delete_topics([topic], operation_timeout=10)[topic].result(10)
+
+
+def test_cleanup_stops_the_aiokafka_clients_of_a_loop_that_outlives_the_test(
+    kafka: Kafka, request: pytest.FixtureRequest
+) -> None:
+    """A loop still open and idle at the clean-up (pytest-asyncio's module- or session-scoped
+    loops, or a loop the test drives itself): the clean-up stops every aiokafka client of the
+    view the test left running there — also after one the test stopped itself — within its
+    time, and warns of nothing. (The loop's guard would stop them only when the loop closes.)"""
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    topic = kafka.topic("aio")
+    inner = Kafka(worker, "inner")
+    loop = asyncio.new_event_loop()
+    try:
+        stopped = loop.run_until_complete(inner.aio_producer())
+        loop.run_until_complete(stopped.stop())
+        left = loop.run_until_complete(inner.aio_producer())
+        loop.run_until_complete(left.send_and_wait(topic, b"sent"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            inner.cleanup()
+        assert left._closed, "the producer the test left running was not stopped"  # aiokafka's flag
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["delete", "keep"])
+def test_an_aiokafka_client_left_on_a_closed_loop_is_reported(
+    kafka: Kafka, request: pytest.FixtureRequest, keep: bool
+) -> None:
+    """An aiokafka client not stopped when its event loop was closed (closed without finalising
+    its async generators, so the view's guard never ran) is named in the clean-up's warning —
+    with ``--keep-failed`` too — and nothing else is: no stop is tried on the closed loop."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from pytest_commons.core.host import free_port
+
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    inner = Kafka(worker, "inner")
+    loop = asyncio.new_event_loop()
+    nowhere = f"127.0.0.1:{free_port()}"  # tracked, never started: it holds no connection
+    with pytest.raises(KafkaConnectionError):
+        loop.run_until_complete(inner.aio_producer(bootstrap_servers=nowhere))
+    [(client, _)] = inner._aio
+    guards = [guard for guard, _ in inner._guards]
+    loop.close()
+    try:
+        with pytest.warns(UserWarning, match="^kafka fixture cleanup: ") as record:
+            inner.cleanup(keep=keep)
+        assert [str(w.message) for w in record] == [
+            "kafka fixture cleanup: AIOKafkaProducer was not stopped before the test's event "
+            "loop closed (await client.stop() in the test)"
+        ]
+    finally:  # what the guard would have done, on a loop of its own
+        for guard in guards:
+            asyncio.run(guard.aclose())
+        asyncio.run(client.stop())
 
 
 def test_names_are_unique_per_test_and_worker(kafka: Kafka, request: pytest.FixtureRequest) -> None:
