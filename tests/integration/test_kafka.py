@@ -174,6 +174,24 @@ def test_cleanup_flushes_and_closes_clients_and_deletes_groups(
         producer.produce(topic, b"after the clean-up")
 
 
+def test_clients_the_test_closed_itself_are_no_cleanup_problem(
+    kafka: Kafka, request: pytest.FixtureRequest
+) -> None:
+    """A producer and a consumer the test closed itself: the clean-up neither flushes the
+    closed producer (confluent-kafka raises ``Producer has been closed``) nor warns."""
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    inner = Kafka(worker, "inner")
+    topic = inner.topic("closed")
+    producer = inner.producer()
+    producer.produce(topic, b"sent")
+    assert producer.flush(10) == 0
+    producer.close()
+    inner.consumer().close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inner.cleanup()
+
+
 def test_cleanup_keep_closes_the_clients_and_keeps_the_topics(
     kafka: Kafka, request: pytest.FixtureRequest
 ) -> None:
