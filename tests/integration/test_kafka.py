@@ -192,6 +192,20 @@ def test_clients_the_test_closed_itself_are_no_cleanup_problem(
         inner.cleanup()
 
 
+def test_a_topic_the_test_deleted_itself_is_no_cleanup_problem(
+    kafka: Kafka, request: pytest.FixtureRequest
+) -> None:
+    """A topic of the view the test deleted itself: the clean-up's deletion is answered
+    ``UNKNOWN_TOPIC_OR_PART``, which is what it wanted — no warning."""
+    worker: KafkaWorker = request.getfixturevalue("_kafka_worker")
+    inner = Kafka(worker, "inner")
+    topic = inner.topic("gone")
+    kafka.admin().delete_topics([topic], operation_timeout=10)[topic].result(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inner.cleanup()
+
+
 def test_cleanup_keep_closes_the_clients_and_keeps_the_topics(
     kafka: Kafka, request: pytest.FixtureRequest
 ) -> None:
