@@ -149,7 +149,9 @@ class DockerBackend(Backend):
                 try:
                     client.images.pull(image)
                 except Exception as exc:
-                    failed = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    # the engine's own words (an APIError's explanation), not the request URL
+                    said = str(getattr(exc, "explanation", None) or exc).strip()
+                    failed = (said.splitlines() or [type(exc).__name__])[0][:200]
                     _PULL_FAILED[image] = failed
                     # the notice above must not read as a pull under way
                     _progress.notice(f"commons: pulling image {image} failed: {failed}")

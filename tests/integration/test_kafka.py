@@ -612,4 +612,5 @@ def test_a_created_topic_is_known_to_the_broker_at_once(kafka: Kafka) -> None:
     for _ in range(20):
         resource = ConfigResource(ResourceType.TOPIC, kafka.topic(partitions=3))
         described = kafka.admin().describe_configs([resource], request_timeout=10)[resource]
-        assert "retention.ms" in described.result(10)
+        # raises UNKNOWN_TOPIC_OR_PART for a topic the broker does not know (Tansu answers {})
+        assert isinstance(described.result(10), dict)
