@@ -1,6 +1,6 @@
 """Async fixtures against their sync twins, and the live server's start → first request.
 
-    python benchmarks/async/run.py [--tests 200] [--rounds 3] [--starts 20]
+    python benchmarks/async/run.py [--tests 200] [--rounds 3] [--starts 20] [--only redis]
 
 Per-test cost: each suite is N one-statement tests; a conftest hook times every test from the
 start of its setup to the end of its teardown (fixture setup, body, teardown; the test runner
@@ -10,6 +10,9 @@ min / median / max per test over all rounds, and the async/sync ratio of the med
 
 Live server: a FastAPI app and a Flask app, ``LiveServer(app).start()`` then one GET through
 httpx, ``--starts`` times each; min / median / max of start → first response.
+
+``--only redis`` (repeatable) runs the plain suites and the pairs whose names contain it, and
+no live server.
 """
 
 from __future__ import annotations
@@ -172,12 +175,15 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--only", action="append", default=[], help="pairs whose names contain it")
     args = parser.parse_args()
+    pairs = [p for p in PAIRS if not args.only or any(o in " ".join(p) for o in args.only)]
+    names = ["plain", "plain async", *(name for pair in pairs for name in pair)]
     scopes = ("session", "function")
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
         for _ in range(args.rounds):
-            for name in SUITES:
+            for name in names:
                 for scope in scopes if "async" in name else scopes[:1]:
                     got = run_suite(Path(tmp), name, args.tests, scope)
                     results.setdefault((name, scope), []).extend(got)
@@ -188,7 +194,7 @@ def main() -> None:
     for scope in scopes:
         label = f"plain async, {scope} loop"
         print(f"  {label:<34} {fmt(results[('plain async', scope)])}")
-    for sync, aio in PAIRS:
+    for sync, aio in pairs:
         sync_net = statistics.median(results[(sync, "session")]) - base
         print(f"  {sync:<34} {fmt(results[(sync, 'session')])}   net {sync_net * 1000:.2f} ms")
         for scope in scopes:
@@ -199,6 +205,8 @@ def main() -> None:
                 f"  {label:<34} {fmt(results[(aio, scope)])}   net {net * 1000:.2f} ms, "
                 f"net ratio {net / sync_net:.2f}"
             )
+    if args.only:
+        return
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", f"import json\nN = {args.starts}\n" + APPS],
