@@ -12,7 +12,8 @@ Live server: a FastAPI app and a Flask app, ``LiveServer(app).start()`` then one
 httpx, ``--starts`` times each; min / median / max of start → first response.
 
 ``--only redis`` (repeatable) runs the plain suites and the pairs whose names contain it, and
-no live server.
+no live server. ``--against DIR`` (another checkout of the project, e.g. a ``git worktree`` of
+the commit before a change) runs every suite on both trees, alternating, and prints both.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ print(json.dumps(out))
 """
 
 
-def run_suite(work: Path, name: str, tests: int, loop_scope: str) -> list[float]:
+def run_suite(work: Path, name: str, tests: int, loop_scope: str, tree: Path = REPO) -> list[float]:
     body = SUITES[name]
     d = work / (name.replace(" ", "_").replace("+", "").replace("()", "") + loop_scope)
     d.mkdir(exist_ok=True)
@@ -155,7 +156,7 @@ def run_suite(work: Path, name: str, tests: int, loop_scope: str) -> list[float]
     )
     (d / "test_bench.py").write_text(param + body)
     out = d / "times.json"
-    env = {**os.environ, "BENCH_OUT": str(out), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "BENCH_OUT": str(out), "PYTHONPATH": str(tree)}
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
          "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
@@ -170,41 +171,61 @@ def fmt(values: list[float]) -> str:
     return f"{min(ms):.2f} / {statistics.median(ms):.2f} / {max(ms):.2f} ms"
 
 
+def report(
+    results: dict[tuple[str, str, Path], list[float]],
+    tree: Path,
+    pairs: list[tuple[str, str]],
+    scopes: tuple[str, str],
+    tests: int,
+    rounds: int,
+) -> None:
+    print(f"per test ({tests} tests x {rounds} rounds), min / median / max;")
+    print("net = median minus the median of the same kind of test with no fixture")
+    base = statistics.median(results[("plain", "session", tree)])
+    print(f"  {'plain (sync)':<34} {fmt(results[('plain', 'session', tree)])}")
+    for scope in scopes:
+        label = f"plain async, {scope} loop"
+        print(f"  {label:<34} {fmt(results[('plain async', scope, tree)])}")
+    for sync, aio in pairs:
+        sync_net = statistics.median(results[(sync, "session", tree)]) - base
+        print(
+            f"  {sync:<34} {fmt(results[(sync, 'session', tree)])}   net {sync_net * 1000:.2f} ms"
+        )
+        for scope in scopes:
+            abase = statistics.median(results[("plain async", scope, tree)])
+            net = statistics.median(results[(aio, scope, tree)]) - abase
+            label = f"{aio}, {scope} loop"
+            print(
+                f"  {label:<34} {fmt(results[(aio, scope, tree)])}   net {net * 1000:.2f} ms, "
+                f"net ratio {net / sync_net:.2f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--starts", type=int, default=20)
     parser.add_argument("--only", action="append", default=[], help="pairs whose names contain it")
+    parser.add_argument("--against", type=Path, help="another checkout: both, alternating")
     args = parser.parse_args()
+    trees = [REPO, args.against.resolve()] if args.against else [REPO]
     pairs = [p for p in PAIRS if not args.only or any(o in " ".join(p) for o in args.only)]
     names = ["plain", "plain async", *(name for pair in pairs for name in pair)]
     scopes = ("session", "function")
-    results: dict[tuple[str, str], list[float]] = {}
+    results: dict[tuple[str, str, Path], list[float]] = {}
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             for name in names:
                 for scope in scopes if "async" in name else scopes[:1]:
-                    got = run_suite(Path(tmp), name, args.tests, scope)
-                    results.setdefault((name, scope), []).extend(got)
-    print(f"per test ({args.tests} tests x {args.rounds} rounds), min / median / max;")
-    print("net = median minus the median of the same kind of test with no fixture")
-    base = statistics.median(results[("plain", "session")])
-    print(f"  {'plain (sync)':<34} {fmt(results[('plain', 'session')])}")
-    for scope in scopes:
-        label = f"plain async, {scope} loop"
-        print(f"  {label:<34} {fmt(results[('plain async', scope)])}")
-    for sync, aio in pairs:
-        sync_net = statistics.median(results[(sync, "session")]) - base
-        print(f"  {sync:<34} {fmt(results[(sync, 'session')])}   net {sync_net * 1000:.2f} ms")
-        for scope in scopes:
-            abase = statistics.median(results[("plain async", scope)])
-            net = statistics.median(results[(aio, scope)]) - abase
-            label = f"{aio}, {scope} loop"
-            print(
-                f"  {label:<34} {fmt(results[(aio, scope)])}   net {net * 1000:.2f} ms, "
-                f"net ratio {net / sync_net:.2f}"
-            )
+                    # alternate which tree goes first
+                    for tree in trees[round_ % 2 :] + trees[: round_ % 2]:
+                        got = run_suite(Path(tmp), name, args.tests, scope, tree)
+                        results.setdefault((name, scope, tree), []).extend(got)
+    for tree in trees:
+        if len(trees) > 1:
+            print(f"== {tree}")
+        report(results, tree, pairs, scopes, args.tests, args.rounds)
     if args.only:
         return
     started = time.perf_counter()
