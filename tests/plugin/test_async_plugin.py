@@ -150,3 +150,93 @@ def test_anyio(pytester: pytest.Pytester) -> None:
         "-p", "anyio", "-p", "no:asyncio", "-p", "no:cacheprovider", "-W", "error", "-s"
     )  # fmt: skip
     _check(result)
+
+
+REDIS_USES = """
+import asyncio
+import pytest
+
+{header}
+
+async def test_pipeline(redis_async):
+    async with redis_async.pipeline(transaction=True) as pipe:
+        pipe.set("a", 1).incr("a").get("a")
+        assert await pipe.execute() == [True, 2, b"2"]
+
+async def test_pubsub(redis_async):
+    pubsub = redis_async.pubsub()
+    await pubsub.subscribe("news")
+    assert await redis_async.publish("news", "hello") == 1
+    messages = []
+    while not messages:  # the subscribe confirmation comes first
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        if msg:
+            messages.append(msg["data"])
+    assert messages == [b"hello"]
+    await pubsub.aclose()
+
+async def test_pubsub_left_subscribed(redis_async):
+    pubsub = redis_async.pubsub()
+    await pubsub.subscribe("left")  # never unsubscribed: its connection is not reused
+
+async def test_blocking_pop_while_another_connection_pushes(redis_async):
+    pop, push = redis_async.blpop(["q"], timeout=5), redis_async.lpush("q", "x")
+    popped, pushed = await asyncio.gather(pop, push)
+    assert popped == (b"q", b"x") and pushed == 1
+
+async def test_cancelled_mid_reply(redis_async):
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(redis_async.blpop(["never"], timeout=0), 0.05)
+    assert await redis_async.set("after", 1)  # a new connection; the cut-off one is closed
+
+async def test_aclose_in_the_test(redis_async):
+    await redis_async.set("k", 1)
+    await redis_async.aclose()
+
+@pytest.mark.parametrize("n", range(2))
+async def test_next_tests_start_clean(redis_async, redis, n):
+    assert await redis_async.dbsize() == 0
+    assert await redis_async.set("k", n)
+    clients = redis.client_list()
+    assert not [c for c in clients if "b" in c.get("flags", "")], clients  # the cut-off BLPOP
+    assert not [c for c in clients if c.get("sub") not in (None, "0")], clients  # the pub/sub
+"""
+
+
+def _check_uses(result: pytest.RunResult) -> None:
+    result.assert_outcomes(passed=8)
+    output = result.stdout.str() + result.stderr.str()
+    for sign in SIGNS:
+        assert sign not in output
+
+
+@pytest.mark.parametrize("scope", ["function", "session"])
+def test_redis_async_uses(pytester: pytest.Pytester, scope: str) -> None:
+    """Pipelines, pub/sub, blocking commands on two connections at once, a command cancelled
+    mid-reply, aclose() in the test: on a new loop per test and on one loop, under -W error,
+    and what a test left (a subscription, a blocked BLPOP) is gone for the next test."""
+    pytest.importorskip("pytest_asyncio")
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_uses=REDIS_USES.format(header=""))
+    result = pytester.runpytest_subprocess(
+        "-p", "asyncio", "-p", "no:anyio", "-p", "no:cacheprovider", "-p", "no:randomly",
+        "-W", "error", "-o", "asyncio_mode=auto",
+        "-o", f"asyncio_default_test_loop_scope={scope}",
+        "-o", "asyncio_default_fixture_loop_scope=function",
+    )  # fmt: skip
+    _check_uses(result)
+
+
+def test_redis_async_uses_anyio(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("anyio")
+    pytester.makeconftest(CONFTEST)
+    header = (
+        "pytestmark = pytest.mark.anyio\n\n"
+        "@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
+    )
+    pytester.makepyfile(test_uses=REDIS_USES.format(header=header))
+    result = pytester.runpytest_subprocess(
+        "-p", "anyio", "-p", "no:asyncio", "-p", "no:cacheprovider", "-p", "no:randomly",
+        "-W", "error",
+    )  # fmt: skip
+    _check_uses(result)

@@ -1,19 +1,22 @@
 """The async twin of the Redis fixture: ``redis_async`` (redis.asyncio, the same FLUSHDB).
 
-redis-py's asyncio connections belong to the loop they were opened on, while the sync
-``redis`` keeps one connection for the whole session. Two things bring the async twin close
-to it:
+redis-py's asyncio connections normally belong to the loop they were opened on (an asyncio
+transport), while the sync ``redis`` keeps one connection for the whole session. Here a
+connection belongs to no loop:
 
-- a connection a test released is kept for the next test that runs on the same loop (module or
-  session loop scopes): no connect at all;
-- on a new loop (function loop scope), a connection starts from a TCP connection the worker
-  already opened and authenticated (``AUTH`` + ``SELECT``, once): the loop gets a duplicate of
-  its socket (``asyncio.open_connection(sock=...)``), and when the loop closes that duplicate
-  only its file descriptor goes — the TCP connection stays for the next test. A socket whose
-  last command did not complete (the test left it mid-reply, in pub/sub, in a pipeline) is
-  closed instead of reused.
+- it runs on a TCP connection the worker already opened and authenticated (``AUTH`` +
+  ``SELECT`` + ``CLIENT SETNAME``, once), through :class:`_SocketStream`: each read and write
+  waits on the loop that runs it (``loop.sock_recv``/``loop.sock_sendall``), so there is no
+  transport to make per loop, nothing to close when a loop shuts down, and no "attached to a
+  different loop";
+- a connection a test released is kept for the next test, whatever loop that one runs on (a
+  new one per test with the function loop scope): no connect at all. One the test did not
+  release (a pub/sub left subscribed, a command cut off) or that holds unread bytes is closed
+  instead.
 
-Everything is closed on its own loop when the loop shuts down, or at the end of the session
+Where no such TCP connection can be made (TLS, or the server refuses), redis-py connects the
+usual way, on the test's loop; those connections are kept for the next test on the same loop
+and closed on their loop when it shuts down, or at the end of the session
 (:class:`~pytest_commons.plugin.aio.LoopResources`).
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -80,6 +83,7 @@ class _Sockets:
                 answers += chunk
             if any(not line.startswith(b"+OK") for line in answers.split(b"\r\n")[:-1]):
                 raise OSError(f"the server refused: {answers[:200]!r}")
+            sock.setblocking(False)  # from now on read and written through a loop
         except BaseException:
             sock.close()
             raise
@@ -100,10 +104,178 @@ class _Sockets:
         self.opened, self.idle = [], []
 
 
+class _SocketStream:
+    """A connected socket as redis-py's asyncio connection uses its ``StreamReader``,
+    ``StreamWriter`` and transport, waiting on whichever loop runs each call
+    (``loop.sock_recv``/``loop.sock_sendall``) instead of belonging to one.
+
+    ``on_close(stream)`` is called once, when redis-py closes the connection."""
+
+    def __init__(self, sock: socket.socket, on_close: Callable[[_SocketStream], None]) -> None:
+        self.sock = sock
+        self._buf = bytearray()
+        self._out = b""
+        self._eof = False
+        self._exc: BaseException | None = None
+        self._closed = False
+        self._on_close = on_close
+
+    # -- what the parsers read (asyncio.StreamReader's API) --
+
+    @property
+    def _buffer(self) -> bytearray:
+        """What arrived and was not read yet (the parsers look here for a dirty connection)."""
+        self._pull()
+        return self._buf
+
+    def _pull(self) -> None:
+        """Take what the socket already holds, without waiting."""
+        while not (self._eof or self._exc or self._closed):
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._exc = exc
+                return
+            if not data:
+                self._eof = True
+                return
+            self._buf += data
+
+    def at_eof(self) -> bool:
+        self._pull()
+        return self._eof and not self._buf
+
+    def exception(self) -> BaseException | None:
+        return self._exc
+
+    async def _fill(self) -> None:
+        import asyncio
+
+        if self._exc is not None:
+            raise self._exc
+        if self._closed:
+            raise ConnectionResetError("the connection is closed")
+        try:
+            data = await asyncio.get_running_loop().sock_recv(self.sock, 65536)
+        except OSError as exc:
+            self._exc = exc
+            raise
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    async def readline(self) -> bytes:
+        start = 0
+        while True:
+            end = self._buf.find(b"\n", start)
+            if end >= 0:
+                line = bytes(self._buf[: end + 1])
+                del self._buf[: end + 1]
+                return line
+            if self._eof:
+                line = bytes(self._buf)
+                self._buf.clear()
+                return line
+            start = len(self._buf)
+            await self._fill()
+
+    async def readexactly(self, n: int) -> bytes:
+        import asyncio
+
+        while len(self._buf) < n:
+            if self._eof:
+                partial = bytes(self._buf)
+                self._buf.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._fill()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        if not self._buf and not self._eof:
+            await self._fill()
+        size = len(self._buf) if n < 0 else min(n, len(self._buf))
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return data
+
+    # -- what the connection writes with (asyncio.StreamWriter's and the transport's API) --
+
+    @property
+    def transport(self) -> _SocketStream:
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.writelines([data])
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        """Sent at once as far as the socket takes it; the rest by ``drain()``."""
+        data = self._out + b"".join(chunks)
+        if self._out or self._exc is not None or self._closed:
+            self._out = data
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._exc, sent = exc, 0
+        self._out = data[sent:]
+
+    async def drain(self) -> None:
+        import asyncio
+
+        if self._exc is not None:
+            raise self._exc
+        if self._closed:
+            raise ConnectionResetError("the connection is closed")
+        if self._out:
+            out, self._out = self._out, b""
+            try:
+                await asyncio.get_running_loop().sock_sendall(self.sock, out)
+            except OSError as exc:
+                self._exc = exc
+                raise
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        try:
+            if name == "socket":
+                return self.sock
+            if name == "sockname":
+                return self.sock.getsockname()
+            if name == "peername":
+                return self.sock.getpeername()
+        except OSError:
+            pass
+        return default
+
+    def idle(self) -> bool:
+        """Nothing unread, unsent or failed: the next command may use the socket."""
+        self._pull()
+        return not (self._buf or self._out or self._eof or self._exc or self._closed)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_close(self)
+
+    async def wait_closed(self) -> None:
+        return None
+
+
 class _Idle:
-    """Released, still connected redis.asyncio connections, per event loop."""
+    """Released, still connected redis.asyncio connections: on sockets (any loop), or on an
+    asyncio transport (per event loop)."""
 
     def __init__(self) -> None:
+        self.free: list[Any] = []  # on a _SocketStream: any loop may use them
         self.by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         self.pool_classes: dict[tuple[int, int], type[Any]] = {}
         self.sockets: _Sockets | None = None
@@ -115,9 +287,13 @@ class _Idle:
         return self.pool_classes[key]
 
     def take(self) -> Any | None:
-        """A kept connection of the running loop, or None."""
+        """A kept connection any loop may use, or one of the running loop, or None."""
         import asyncio  # not at module level: the plugin loads this module in every run
 
+        while self.free:
+            conn = self.free.pop()
+            if conn.is_connected:
+                return conn
         loop = asyncio.get_running_loop()
         idle = self.by_loop.get(loop)
         while idle:
@@ -127,35 +303,39 @@ class _Idle:
         return None
 
     def settle(self, made: list[Any]) -> None:
-        """After a test: keep its released connections for the next test on their (open)
-        loop; give the sockets of the others back (closed loop, clean) or close them."""
+        """After a test: keep its released connections for the next test (on a socket: any
+        loop; on a transport: the next test on the same, still open, loop); close the socket
+        of one the test did not release."""
         for loop in [loop for loop in self.by_loop if loop.is_closed()]:
-            for conn in self.by_loop.pop(loop):  # closed with their loop: sockets reusable
-                _give_back(conn, self.sockets)
+            del self.by_loop[loop]  # their loop's shutdown closed them
         for conn in made:
+            stream: _SocketStream | None = getattr(conn, "_commons_stream", None)
+            if stream is not None:
+                if not conn.is_connected or conn._writer is not stream:
+                    continue  # closed by redis-py: its socket was given back or closed then
+                if getattr(conn, "_commons_clean", False) and stream.idle():
+                    self.free.append(conn)
+                else:
+                    conn._close()  # not released, or left unread bytes: the socket goes
+                continue
             home: asyncio.AbstractEventLoop | None = getattr(conn, "_commons_loop", None)
             clean = getattr(conn, "_commons_clean", False)
             if home is not None and not home.is_closed() and conn.is_connected and clean:
                 self.by_loop.setdefault(home, []).append(conn)
-            elif home is not None and not home.is_closed():
-                _give_back(conn, self.sockets, clean=False)  # still in use on a live loop
-            else:
-                _give_back(conn, self.sockets)
 
-
-def _give_back(conn: Any, sockets: _Sockets | None, clean: bool | None = None) -> None:
-    sock = getattr(conn, "_commons_sock", None)
-    if sock is None or sockets is None:
-        return
-    conn._commons_sock = None
-    ok = getattr(conn, "_commons_clean", False) if clean is None else clean
-    sockets.give_back(sock, ok)
+    def close(self) -> None:
+        """At the end of the session: the kept connections on sockets go (their loops' close
+        the others)."""
+        free, self.free = self.free, []
+        for conn in free:
+            with contextlib.suppress(Exception):
+                conn._close()
 
 
 def _pool_class(resources: LoopResources, idle: _Idle, sockets: _Sockets | None) -> type[Any]:
-    """A redis.asyncio ConnectionPool whose connections are closed on their own loop by
-    ``resources``, that starts from the connections ``idle`` kept for the running loop, and
-    whose new connections start from ``sockets``' prepared TCP connections."""
+    """A redis.asyncio ConnectionPool that starts from the connections ``idle`` kept, whose new
+    connections run on ``sockets``' prepared TCP connections (:class:`_SocketStream`), or, where
+    none can be prepared, on a transport of the running loop closed on it by ``resources``."""
     import asyncio
 
     from redis.asyncio import Connection, ConnectionPool
@@ -163,32 +343,35 @@ def _pool_class(resources: LoopResources, idle: _Idle, sockets: _Sockets | None)
     from pytest_commons.services.redis.spec import own_port
 
     class BoundConnection(Connection):
-        _commons_sock: socket.socket | None = None
+        _commons_stream: _SocketStream | None = None
         _commons_prepared = False
         _commons_clean = False
 
         async def connect(self) -> None:
             fresh = not self.is_connected
             await super().connect()  # type: ignore[no-untyped-call]
-            if fresh:
+            if fresh and self._commons_stream is None:  # an asyncio transport: bound to the loop
                 self._commons_loop = asyncio.get_running_loop()
                 await resources.bind(self.disconnect)
 
         async def _connect(self) -> None:
             sock = sockets.take() if sockets is not None else None
             if sock is None:
-                self._commons_prepared = False
+                self._commons_prepared, self._commons_stream = False, None
                 await super()._connect()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(Exception):
                     own_port(self._writer.transport)  # type: ignore[union-attr]
                 return
-            try:
-                reader, writer = await asyncio.open_connection(sock=sock.dup())
-            except BaseException:
-                sockets.give_back(sock, clean=False)  # type: ignore[union-attr]
-                raise
-            self._reader, self._writer = reader, writer
-            self._commons_sock, self._commons_prepared = sock, True
+            stream = _SocketStream(sock, self._stream_closed)
+            self._reader = self._writer = stream  # type: ignore[assignment]
+            self._commons_stream, self._commons_prepared = stream, True
+
+        def _stream_closed(self, stream: _SocketStream) -> None:
+            """redis-py closed the connection: after a release (``aclose()``) and with nothing
+            unread, the socket serves the next test; otherwise it is closed."""
+            assert sockets is not None
+            clean = self._commons_clean and not (stream._buf or stream._out or stream._exc)
+            sockets.give_back(stream.sock, clean=clean and not stream._eof)
 
         async def on_connect_check_health(self, check_health: bool = True) -> None:
             if self._commons_prepared:  # AUTH and SELECT were sent when the socket was made
@@ -226,6 +409,7 @@ def _redis_async_idle(redis_db: RedisInfo) -> Iterator[_Idle]:
     if not redis_db.ssl:
         idle.sockets = _Sockets(redis_db)
     yield idle
+    idle.close()
     if idle.sockets is not None:
         idle.sockets.close()
 
@@ -240,12 +424,13 @@ def redis_async(
     """A ``redis.asyncio.Redis`` client on this worker's own database, emptied for this test
     (the same FLUSHDB as ``redis``).
 
-    It connects on first use, in the test's event loop. Connections the test released are
-    kept for the next test on the same loop (module/session loop scopes); on a new loop a
-    connection starts from a TCP connection the worker already authenticated (no connect, no
-    AUTH/SELECT per test). All are closed on their loop when it shuts down, or at the end of
-    the session. Scope: function (a new client per test; making one costs microseconds).
-    Cost: the ``redis`` fixture's FLUSHDB plus ≈0.1 ms per loop.
+    It connects on first use, on a TCP connection the worker already authenticated (no
+    connect, no AUTH/SELECT per test) whose reads and writes wait on whichever loop runs them:
+    nothing of it belongs to a loop, so any loop scope (a new loop per test included) and anyio
+    work, and a connection the test released is kept for the next test. One it did not release
+    (a pub/sub left subscribed, a command cancelled mid-reply) is closed. Scope: function (a new
+    client per test; making one costs microseconds). Cost: the ``redis`` fixture's FLUSHDB plus
+    redis-py's asyncio overhead per command.
     """
     from redis.asyncio import Redis
 
