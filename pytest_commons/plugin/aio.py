@@ -8,7 +8,8 @@ tied to a loop the test does not run on:
   each call), so ``postgres_async`` opens and rolls it back synchronously and closes it with
   libpq's ``PQfinish``: it works on whatever loop the test runs
   (:mod:`pytest_commons.services.postgres.aio`).
-- redis-py's and aiomysql's connections belong to the loop they were opened on. They open
+- aiomysql's connections (and redis-py's over TLS; ``redis_async``'s others belong to no loop,
+  :mod:`pytest_commons.services.redis.aio`) belong to the loop they were opened on. They open
   lazily, in the test's loop, and are closed *in that loop* by :class:`LoopResources`: when the
   loop is still open at teardown (module/session loop scopes), by running their close there;
   when the loop's runner closes first (function loop scope), by the runner itself, which closes
