@@ -193,6 +193,13 @@ async def test_aclose_in_the_test(redis_async):
     await redis_async.set("k", 1)
     await redis_async.aclose()
 
+async def test_server_restarted(redis_async, redis_service):
+    await redis_async.set("k", 1)  # its connection is kept for the next test...
+    redis_service.restart()  # ...and the server closes it
+
+async def test_after_the_restart(redis_async):
+    assert await redis_async.set("k", 2)  # a new socket, not the dead kept one
+
 @pytest.mark.parametrize("n", range(2))
 async def test_next_tests_start_clean(redis_async, redis, n):
     assert await redis_async.dbsize() == 0
@@ -204,7 +211,7 @@ async def test_next_tests_start_clean(redis_async, redis, n):
 
 
 def _check_uses(result: pytest.RunResult) -> None:
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=10)
     output = result.stdout.str() + result.stderr.str()
     for sign in SIGNS:
         assert sign not in output
@@ -213,8 +220,9 @@ def _check_uses(result: pytest.RunResult) -> None:
 @pytest.mark.parametrize("scope", ["function", "session"])
 def test_redis_async_uses(pytester: pytest.Pytester, scope: str) -> None:
     """Pipelines, pub/sub, blocking commands on two connections at once, a command cancelled
-    mid-reply, aclose() in the test: on a new loop per test and on one loop, under -W error,
-    and what a test left (a subscription, a blocked BLPOP) is gone for the next test."""
+    mid-reply, aclose() in the test, a server restart: on a new loop per test and on one loop,
+    under -W error, and what a test left (a subscription, a blocked BLPOP) is gone for the next
+    test."""
     pytest.importorskip("pytest_asyncio")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_uses=REDIS_USES.format(header=""))

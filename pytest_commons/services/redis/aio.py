@@ -42,8 +42,8 @@ __all__ = ["redis_async"]
 
 
 class _Sockets:
-    """TCP connections to this worker's database, authenticated and on its index, that any
-    loop may start a redis.asyncio connection from (a duplicate of the socket per loop)."""
+    """TCP connections to this worker's database, authenticated and on its index, that
+    redis.asyncio connections run on (:class:`_SocketStream`), whatever the loop."""
 
     def __init__(self, info: RedisInfo) -> None:
         self.info = info
@@ -53,8 +53,15 @@ class _Sockets:
     def take(self) -> socket.socket | None:
         """An idle socket, or a new one; None when one cannot be prepared (the caller then
         connects the usual way, which reports the error)."""
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            sock = self.idle.pop()
+            try:
+                sock.recv(1, socket.MSG_PEEK)  # alive and quiet: nothing to read yet
+            except (BlockingIOError, InterruptedError):
+                return sock
+            except OSError:
+                pass
+            self.give_back(sock, clean=False)  # closed by the server (a restart), or dirty
         try:
             return self._open()
         except OSError:
@@ -96,6 +103,7 @@ class _Sockets:
             self.idle.append(sock)
         else:
             self.idle = [s for s in self.idle if s is not sock]
+            self.opened = [s for s in self.opened if s is not sock]
             sock.close()
 
     def close(self) -> None:
