@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
+from pytest_commons.core.config import RunConfig
 from pytest_commons.core.run import REUSE_DIR, Instance, RunContext, runtime_root, stale_runs
-from pytest_commons.plugin.settings import Settings
+from pytest_commons.plugin.settings import Settings, as_run_config
 from pytest_commons.services import SERVICES
 
-#: ``pytest-commons fetch NAME``: "module:function(settings, use_mvn)" that puts a pinned
+#: ``pytest-commons fetch NAME``: "module:function(run_config, use_mvn)" that puts a pinned
 #: artifact in the cache and returns its path (imported only when asked for)
 FETCHABLE: dict[str, str] = {
     "kafka": "pytest_commons.services.kafka.dist:fetch_for_cli",
@@ -60,7 +61,7 @@ def resolved_settings() -> Settings:
 
 
 def doctor_report(
-    settings: Settings | None = None, require: list[str] | None = None
+    settings: RunConfig | Settings | None = None, require: list[str] | None = None
 ) -> dict[str, Any]:
     """Per service and backend: available, or the reason and the remedy; ``asked``: the
     services the settings ask for and whether each can be served here."""
@@ -68,7 +69,8 @@ def doctor_report(
     from pytest_commons.core.registry import load_spec
     from pytest_commons.errors import BackendUnavailable
 
-    settings = settings or resolved_settings()
+    # the same resolution as a test run's (command line, environment, ini, defaults)
+    settings = as_run_config(settings or resolved_settings())
     require = list(require or ())
     unknown = [name for name in require if name not in SERVICES]
     if unknown:
@@ -122,26 +124,21 @@ def doctor_report(
 
 
 def _asked(
-    report: dict[str, Any], settings: Settings, require: list[str]
+    report: dict[str, Any], settings: RunConfig, require: list[str]
 ) -> dict[str, dict[str, Any]]:
     """The services the settings ask for, and whether a backend here can serve each.
 
     Asked for: ``--<service>-backend`` other than auto, a configured URL (external backend),
     or named in ``require`` (``pytest-commons doctor --require redis``).
     """
-    from pytest_commons.plugin.options import DEFAULT_BACKEND_ORDER
-
-    order = [
-        b.strip()
-        for b in (settings.get("backend_order") or DEFAULT_BACKEND_ORDER).split(",")
-        if b.strip()
-    ]
+    order = settings.backend_order
     asked: dict[str, dict[str, Any]] = {}
     for name, meta in SERVICES.items():
-        forced = settings.get(f"{name}_backend") or "auto"
-        url_key = f"{name}_{meta.url_key}" if "external" in meta.backends else None
+        service = settings.service(name)
+        forced = service.backend
+        url_set = "external" in meta.backends and service.url
         why = ([f"{name}_backend={forced}"] if forced != "auto" else []) + (
-            [f"{url_key} is set"] if url_key and settings.get(url_key) else []
+            [f"{service.url_key} is set"] if url_set else []
         )
         if name in require:
             why.append("--require")
@@ -224,7 +221,7 @@ def _fetch(names: list[str], use_mvn: bool | None) -> int:
 
     from pytest_commons.core.java import FetchError
 
-    settings = resolved_settings()
+    settings = resolved_settings().run_config()
     for name in names:
         module, _, func = FETCHABLE[name].partition(":")
         try:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pytest_commons.core.config import RunConfig
 from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import BackendUnavailable, NotReady, ProbeRefused, ServiceStartError
-from pytest_commons.plugin.settings import Settings
+from pytest_commons.plugin.settings import Settings, as_run_config
 from pytest_commons.services.base import ConnectionInfo, ServiceSpec
 
 AnySpec = ServiceSpec[Any]
@@ -100,8 +101,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: RunConfig | Settings) -> None:
+        #: the run's resolved settings
+        self.config = as_run_config(settings)
 
     @abstractmethod
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
@@ -171,7 +173,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def get_backend(name: str, settings: Settings) -> Backend:
+def get_backend(name: str, settings: RunConfig | Settings) -> Backend:
     module_name, _, attr = BACKENDS[name].partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -94,11 +94,8 @@ class DockerBackend(Backend):
     allow_pull = True  # the doctor command only looks
 
     def _image(self, spec: AnySpec) -> str:
-        key = f"{spec.name}_image"
-        explicit = self.settings.get(key)
-        if explicit and self.settings.source(key) != "default":
-            return explicit
-        return spec.docker_image()  # the catalogue's, or what the service picks (MockServer)
+        explicit = self.config.service(spec.name).explicit_image
+        return explicit or spec.docker_image()  # the catalogue's, or the service's (MockServer)
 
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
         missing = docker_engine_unreachable()
@@ -274,7 +271,7 @@ class DockerBackend(Backend):
                 spec,
                 self.name,
                 info,
-                self.settings.start_timeout(),
+                self.config.start_timeout,
                 exited=exited,
                 log_tail=logs,
                 log_path=f"docker logs {cid[:12]}",
@@ -312,7 +309,7 @@ class DockerBackend(Backend):
         container = docker_client().containers.get(instance.container_id)
         container.start()
         info = spec.info_from_dict(instance.info)
-        instance.version = wait_ready(spec, self.name, info, self.settings.start_timeout())
+        instance.version = wait_ready(spec, self.name, info, self.config.start_timeout)
         return instance
 
     def pause(self, instance: Instance) -> None:

@@ -20,12 +20,10 @@ class ExternalBackend(Backend):
 
     name = "external"
 
-    def _key(self, spec: AnySpec) -> str:
-        return f"{spec.name}_{spec.meta.url_key}"
-
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
-        if not self.settings.get(self._key(spec)):
-            opt = OPTIONS[self._key(spec)]
+        service = self.config.service(spec.name)
+        if not service.url:
+            opt = OPTIONS[service.url_key]
             return BackendUnavailable(
                 f"${opt.env} is not set", f"set {opt.env} to a {spec.meta.title} your CI provides"
             )
@@ -33,8 +31,8 @@ class ExternalBackend(Backend):
 
     def start(self, spec: AnySpec, ctx: RunContext) -> Instance:
         started = time.monotonic()
-        key = self._key(spec)
-        url = self.settings.get(key) or ""
+        service = self.config.service(spec.name)
+        key, url = service.url_key, service.url or ""
         opt = OPTIONS[key]
         try:
             info = spec.parse_url(url)
@@ -42,7 +40,7 @@ class ExternalBackend(Backend):
             raise ConfigError(
                 spec.name,
                 self.name,
-                f"malformed {self.settings.source(key)}: {exc}",
+                f"malformed {service.source(key)}: {exc}",
                 f"set {opt.env} to e.g. {spec.meta.url_help.lower()} like the one in the docs",
             ) from None
         addresses = getattr(info, "addresses", lambda: [(info.host, info.port)])()
@@ -53,15 +51,15 @@ class ExternalBackend(Backend):
                 spec.name,
                 self.name,
                 f"{info.describe()} refused the connection ({refused}): nothing listens there",
-                remedy=f"start the server, or fix {self.settings.source(key)}",
+                remedy=f"start the server, or fix {service.source(key)}",
             )
         version = wait_ready(
             spec,
             self.name,
             info,
-            self.settings.start_timeout(),
+            self.config.start_timeout,
             remedy=f"check that {info.describe()} is reachable and that "
-            f"{self.settings.source(key)} holds the right credentials",
+            f"{service.source(key)} holds the right credentials",
         )
         inst = Instance(
             service=spec.name,

@@ -89,7 +89,7 @@ class LocalBackend(Backend):
     name = "local"
 
     def _user(self, launch: LocalLaunch | None = None) -> tuple[int, int] | None:
-        return server_user(self.settings.get("commons_server_user"))
+        return server_user(self.config.server_user)
 
     def unavailable(self, spec: AnySpec) -> BackendUnavailable | None:
         unsupported = platform_unsupported()
@@ -144,7 +144,7 @@ class LocalBackend(Backend):
             spec,
             self.name,
             spec.info_from_dict(info or inst.info),
-            self.settings.start_timeout(),
+            self.config.start_timeout,
             exited=exited,
             log_tail=lambda: read_tail(inst.log_path),
             log_path=inst.log_path,
@@ -166,8 +166,8 @@ class LocalBackend(Backend):
                 spec.name,
                 self.name,
                 f"preparing the data directory failed: {exc}",
-                remedy=f"check the cache dir {self.settings.cache_dir()} (set by "
-                f"{self.settings.source('commons_cache_dir')}; choose another with "
+                remedy=f"check the cache dir {self.config.cache_dir()} (set by "
+                f"{self.config.source('commons_cache_dir')}; choose another with "
                 "--commons-cache-dir) and the run directory",
             ) from exc
         log_path = str(sdir / "server.log")

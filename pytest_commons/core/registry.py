@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic
 
 from pytest_commons.backends.base import Backend, get_backend
+from pytest_commons.core.config import RunConfig
 from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import (
     BackendUnavailable,
@@ -23,7 +24,7 @@ from pytest_commons.errors import (
     ServiceStartError,
     ServiceUnavailable,
 )
-from pytest_commons.plugin.settings import Settings
+from pytest_commons.plugin.settings import Settings, as_run_config
 from pytest_commons.services import SERVICES
 from pytest_commons.services.base import InfoT, ServiceSpec
 
@@ -42,7 +43,7 @@ def _quiet_import(module: str) -> None:
         importlib.import_module(module)
 
 
-def load_spec(name: str, settings: Settings) -> ServiceSpec[Any]:
+def load_spec(name: str, settings: RunConfig | Settings) -> ServiceSpec[Any]:
     if name not in SERVICES:
         raise ConfigError(
             name, "-", f"unknown service {name!r}", f"use one of {', '.join(SERVICES)}"
@@ -138,10 +139,10 @@ class ServiceHandle(Generic[InfoT]):
 class Registry:
     """Per-process access to the run's services."""
 
-    def __init__(
-        self, ctx: RunContext, settings: Settings, order: list[str], reuse: bool = False
-    ) -> None:
-        self.ctx, self.settings, self.order, self.reuse = ctx, settings, order, reuse
+    def __init__(self, ctx: RunContext, config: RunConfig | Settings) -> None:
+        self.ctx, self.config = ctx, as_run_config(config)
+        #: backend ``auto`` tries these; ``reuse``: keep the servers after the run
+        self.order, self.reuse = list(self.config.backend_order), self.config.reuse
         self._futures: dict[str, Future[ServiceHandle[Any]]] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -200,7 +201,7 @@ class Registry:
 
     # -----------------------------------------------------------------------------------------
     def _acquire(self, name: str) -> ServiceHandle[Any]:
-        spec = load_spec(name, self.settings)
+        spec = load_spec(name, self.config)
         if spec.driver_module and spec.check_driver() is None:
             # the probe needs the driver: import it while the server starts, not before
             threading.Thread(
@@ -213,7 +214,7 @@ class Registry:
         with ctx.lock(name):
             inst = ctx.read(name)
             if inst is not None and inst.ready:
-                return ServiceHandle(spec, get_backend(inst.backend, self.settings), inst, ctx)
+                return ServiceHandle(spec, get_backend(inst.backend, self.config), inst, ctx)
             failure = ctx.read_failure(name)
             if failure is not None:
                 data = json.loads(failure)
@@ -241,13 +242,7 @@ class Registry:
         """What must match for a kept instance to be reused: every option of the service."""
         import hashlib
 
-        from pytest_commons.plugin.options import OPTIONS
-
-        values = sorted(
-            (key, self.settings.get(key))
-            for key in OPTIONS
-            if key.startswith(f"{name}_") or key in ("backend_order", "commons_server_user")
-        )
+        values = self.config.fingerprint(name)
         return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
 
     def _start_or_reuse(self, spec: ServiceSpec[Any], ctx: RunContext) -> tuple[Backend, Instance]:
@@ -270,7 +265,7 @@ class Registry:
                     else:
                         kept.reused, kept.startup_seconds = True, 0.0
                         ctx.write(kept)
-                        return get_backend(kept.backend, self.settings), kept
+                        return get_backend(kept.backend, self.config), kept
                 kept.reused = False
                 stop_instance(kept)
                 keep.remove(spec.name)
@@ -285,7 +280,7 @@ class Registry:
             return backend, inst
 
     def candidates(self, name: str) -> tuple[str, list[str]]:
-        choice = self.settings.get(f"{name}_backend") or "auto"
+        choice = self.config.service(name).backend
         supported = SERVICES[name].backends
         if choice != "auto":
             if choice not in supported:
@@ -307,7 +302,7 @@ class Registry:
         first_error: ServiceStartError | None = None
         for name in candidates:
             try:
-                backend = get_backend(name, self.settings)
+                backend = get_backend(name, self.config)
                 why = backend.unavailable(spec)
             except BackendUnavailable as exc:
                 why = exc

@@ -277,7 +277,7 @@ class Faults:
         registry = get_registry(self.request.config)
         name = f"{self.prefix}-{next(self._ids)}-kafka"
         proxy = KafkaProxy(
-            self.engine, name, registry.settings, registry.ctx, self.request.node.nodeid
+            self.engine, name, registry.config, registry.ctx, self.request.node.nodeid
         )
         self.proxies.append(proxy)
         return proxy

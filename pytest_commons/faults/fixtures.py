@@ -37,8 +37,8 @@ _COUNTER = itertools.count(1)
 def toxiproxy_binary(config: pytest.Config) -> str | None:
     from pytest_commons.faults.toxiproxy import find_server
 
-    settings = get_registry(config).settings
-    return find_server(_options.get(config, "toxiproxy_server"), settings.cache_dir())
+    run = get_registry(config).config
+    return find_server(_options.get(config, "toxiproxy_server"), run.cache_dir())
 
 
 def choose_engine(config: pytest.Config, wanted: str) -> str:
@@ -72,7 +72,7 @@ def get_engine(config: pytest.Config, name: str) -> Engine:
                 f"--toxiproxy-server={configured} is not an executable file"
                 if configured
                 else "no toxiproxy-server on PATH or in "
-                f"{Path(get_registry(config).settings.cache_dir()) / 'bin'}"
+                f"{Path(get_registry(config).config.cache_dir()) / 'bin'}"
             )
             raise EngineUnavailable(
                 f"faults: the toxiproxy engine is not available: {where}\n"
@@ -81,7 +81,7 @@ def get_engine(config: pytest.Config, name: str) -> Engine:
                 "toxiproxy-server), set --toxiproxy-server, or use --faults-engine=builtin"
             )
         registry = get_registry(config)
-        engine = ToxiproxyEngine.for_run(registry.ctx, binary, registry.settings.start_timeout())
+        engine = ToxiproxyEngine.for_run(registry.ctx, binary, registry.config.start_timeout)
     engines[name] = engine
     return engine
 

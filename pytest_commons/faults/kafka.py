@@ -19,8 +19,8 @@ from pytest_commons.faults import Engine, FaultError, Proxy
 from pytest_commons.services.kafka.spec import KafkaSpec
 
 if TYPE_CHECKING:
+    from pytest_commons.core.config import RunConfig
     from pytest_commons.core.run import Instance, RunContext
-    from pytest_commons.plugin.settings import Settings
     from pytest_commons.services.base import LocalLaunch
     from pytest_commons.services.kafka.client import Kafka
 
@@ -32,7 +32,7 @@ _IDS = itertools.count(1)
 class _BehindProxy(KafkaSpec):
     """The local broker on a port chosen before the proxy was made, advertising the proxy."""
 
-    def __init__(self, settings: Settings, listen: int, advertised: int) -> None:
+    def __init__(self, settings: RunConfig, listen: int, advertised: int) -> None:
         super().__init__(settings)
         self.listen_port, self.advertised_port = listen, advertised
 
@@ -52,7 +52,7 @@ class KafkaProxy(Proxy):
     """
 
     def __init__(
-        self, engine: Engine, name: str, settings: Settings, ctx: RunContext, nodeid: str = ""
+        self, engine: Engine, name: str, settings: RunConfig, ctx: RunContext, nodeid: str = ""
     ) -> None:
         from pytest_commons.backends import get_backend
         from pytest_commons.core.host import free_port

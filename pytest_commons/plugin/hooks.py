@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_commons.core.config import RunConfig
 from pytest_commons.core.registry import Registry
 from pytest_commons.core.run import RunContext, stale_runs
 from pytest_commons.plugin import options as _options
@@ -105,6 +106,11 @@ def _settings(config: pytest.Config) -> Settings:
     return settings
 
 
+def run_config(config: pytest.Config) -> RunConfig:
+    """The run's frozen, typed config (:func:`_settings`, resolved once)."""
+    return _settings(config).run_config()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_commons.core import lock as _lock
@@ -118,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{requires.MARKER}: {requires.MARKER_HELP}")
     # validate every option now, so a bad value is a usage error before any test runs
     _options.validate(config)
-    order = _options.backend_order(config)
+    _options.backend_order(config)  # a usage error for a backend it does not know
     config.stash[MISSING_KEY] = _options.services_missing(config)
     if _is_worker(config):
         winput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
@@ -138,14 +144,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[OWNER_KEY] = True
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(ctx), "commons-xdist")
-    config.stash[REGISTRY_KEY] = Registry(
-        ctx,
-        _settings(config),
-        order,
-        reuse=_options.get_flag(config, "reuse_services")
-        # --keep-failed keeps the servers too: a kept database needs its server afterwards
-        or _options.get_flag(config, "keep_failed"),
-    )
+    # the run config, resolved once, is what the registry, backends and specs read (with
+    # reuse: --reuse-services, or --keep-failed: a kept database needs its server afterwards)
+    config.stash[REGISTRY_KEY] = Registry(ctx, run_config(config))
 
 
 class _XdistHooks:
@@ -388,7 +389,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     if getattr(config.option, "dist", "no") != "no" and not _is_worker(config):
         # xdist: the workers run the tests; a server per worker is theirs to start
-        settings = _settings(config)
-        hinted = [s for s in hinted if not SERVICES[s].per_worker(settings.get)]
+        run = run_config(config)
+        hinted = [s for s in hinted if not run.service(s).per_worker]
     if hinted:
         config.stash[REGISTRY_KEY].prestart(hinted)

@@ -1,15 +1,20 @@
-"""Resolved settings, readable with or without a pytest config."""
+"""Resolved settings, readable with or without a pytest config.
+
+:class:`Settings` is the plugin's view of the option values (a look-up by key, and where each
+value came from); :meth:`Settings.run_config` turns it, once, into the frozen, typed
+:class:`~pytest_commons.core.config.RunConfig` that the registry, the backends and the specs
+read.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-#: things the header should say about this process's settings (fallbacks taken)
-NOTES: list[str] = []
-_CHECKED: dict[str, Path] = {}
+from pytest_commons.core.config import NOTES as NOTES  # re-exported: the header shows them
+from pytest_commons.core.config import RunConfig
 
 
 @dataclass
@@ -19,6 +24,7 @@ class Settings:
     get: Callable[[str], str | None]
     #: where a value came from (``--flag``, ``$PYTEST_COMMONS_…``, ``ini key``, ``default``)
     where: Callable[[str], str] | None = None
+    _resolved: RunConfig | None = field(default=None, init=False, repr=False, compare=False)
 
     def source(self, key: str) -> str:
         """Where the value of ``key`` came from, for error messages."""
@@ -34,44 +40,29 @@ class Settings:
         """``key=value (from source)`` for error messages."""
         return f"{key}={self.get(key)!r} (from {self.source(key)})"
 
+    def run_config(self) -> RunConfig:
+        """These settings resolved into the frozen, typed run config (once; every option the
+        option group knows now, with each service's config)."""
+        if self._resolved is None:
+            from pytest_commons.plugin.options import OPTIONS
+            from pytest_commons.services import SERVICES
+
+            keys = list(OPTIONS)
+            self._resolved = RunConfig.resolve(
+                {key: self.get(key) for key in keys},
+                {key: self.source(key) for key in keys},
+                {key: opt.default for key, opt in OPTIONS.items()},
+                SERVICES,
+            )
+        return self._resolved
+
     def start_timeout(self) -> float:
-        try:
-            value = float(self.get("service_start_timeout") or 60)
-        except ValueError:
-            return 60.0
-        return value if 0 < value < float("inf") else 60.0
+        return self.run_config().start_timeout
 
     def cache_dir(self) -> Path:
         """The cache directory; when it cannot be written, a private temporary one for this
         run (the reason is in :data:`NOTES`, shown in the header)."""
-        explicit = self.get("commons_cache_dir")
-        if explicit:
-            path, where = Path(explicit).expanduser(), self.source("commons_cache_dir")
-        elif os.environ.get("XDG_CACHE_HOME"):
-            path, where = Path(os.environ["XDG_CACHE_HOME"]) / "pytest-commons", "$XDG_CACHE_HOME"
-        else:
-            home = os.path.expanduser("~")
-            path, where = Path(home) / ".cache" / "pytest-commons", f"$HOME={home}"
-        if str(path) in _CHECKED:
-            return _CHECKED[str(path)]
-        usable = path
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            probe = path / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            from pytest_commons.core.run import runtime_root
-
-            usable = runtime_root() / "cache"
-            usable.mkdir(mode=0o700, exist_ok=True)
-            NOTES.append(
-                f"cache dir {path} (from {where}) is not writable "
-                f"({exc.strerror or exc}): using {usable} for now; set --commons-cache-dir "
-                "(or $PYTEST_COMMONS_COMMONS_CACHE_DIR) to a writable directory"
-            )
-        _CHECKED[str(path)] = usable
-        return usable
+        return self.run_config().cache_dir()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,3 +73,10 @@ class Settings:
             return os.environ.get(opt.env) or opt.default
 
         return cls(get)
+
+
+def as_run_config(settings: Settings | RunConfig | None) -> RunConfig:
+    """``settings`` as a run config (None: the environment's and the defaults)."""
+    if isinstance(settings, RunConfig):
+        return settings
+    return (settings or Settings.from_env()).run_config()

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pytest_commons.plugin.settings import Settings
+from pytest_commons.core.config import RunConfig, ServiceConfig
+from pytest_commons.plugin.settings import Settings, as_run_config
 from pytest_commons.services import SERVICES, ServiceMeta
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "token"})
@@ -118,8 +119,13 @@ class ServiceSpec(ABC, Generic[InfoT]):
     install_hint: ClassVar[str] = ""
     driver_hint: ClassVar[str] = ""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+    #: the service's own resolved options (a subclass narrows it to its ``META.config``)
+    config: ServiceConfig
+
+    def __init__(self, settings: RunConfig | Settings | None = None) -> None:
+        #: the run's resolved settings (cache dir, start timeout…)
+        self.run_config = as_run_config(settings)
+        self.config = self.run_config.service(self.name)
 
     @property
     def meta(self) -> ServiceMeta:
@@ -128,7 +134,7 @@ class ServiceSpec(ABC, Generic[InfoT]):
     @property
     def per_worker(self) -> bool:
         """Whether each xdist worker gets a server of its own (``META.per_worker_when``)."""
-        return self.meta.per_worker(self.settings.get)
+        return self.config.per_worker
 
     def info_from_dict(self, data: dict[str, Any]) -> InfoT:
         return self.info_type(**data)  # type: ignore[return-value]
@@ -194,7 +200,7 @@ class ServiceSpec(ABC, Generic[InfoT]):
     # docker ---------------------------------------------------------------------------------
     def docker_image(self) -> str:
         """The image the docker backend runs: ``<name>_image`` if set, else the catalogue's."""
-        return self.settings.get(f"{self.name}_image") or self.meta.default_image
+        return self.config.image
 
     def docker_launch(self, image: str) -> DockerLaunch:
         raise NotImplementedError

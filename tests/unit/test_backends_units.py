@@ -175,8 +175,8 @@ def test_get_backend_builds_the_named_backend_with_the_settings() -> None:
     settings = _settings(service_start_timeout="7")
     backend = get_backend("local", settings)
     assert isinstance(backend, LocalBackend)
-    assert backend.settings is settings
-    assert backend.settings.start_timeout() == 7.0
+    assert backend.config is settings.run_config()
+    assert backend.config.start_timeout == 7.0
 
 
 def test_logs_read_the_log_file_and_are_empty_without_one(tmp_path: Path) -> None:

@@ -7,9 +7,22 @@ moto, LocalStack or an endpoint), ``client``, ``fixtures``.
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "AwsConfig"]
+
+
+@dataclass(frozen=True)
+class AwsConfig(ServiceConfig):
+    """AWS's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: comma separated non-loopback hosts the endpoint may point at (``aws_allowed_hosts``)
+    allowed_hosts: str | None = None
+    #: the region the aws fixture uses (``aws_region``)
+    region: str = "us-east-1"
+
 
 META = ServiceMeta(
     name="aws",
@@ -23,6 +36,7 @@ META = ServiceMeta(
     default_image="localstack/localstack:3",
     marker_help="the test uses the AWS service (added automatically).",
     extra="aws",
+    config=AwsConfig,
     options=(
         Option(
             "aws_allowed_hosts",

@@ -39,7 +39,7 @@ def _aws_worker(request: pytest.FixtureRequest, aws_service: ServiceHandle[AwsIn
     assert isinstance(spec, AwsSpec)
     info = aws_service.info
     # defence in depth: never hand out clients for a non-loopback host nobody allowed
-    check_endpoint_host(info.host, spec.settings.get("aws_allowed_hosts"), aws_service.backend)
+    check_endpoint_host(info.host, spec.config.allowed_hosts, aws_service.backend)
     account = worker_account(ctx.run_id, ctx.worker_id)
     if info.access_key_id == DEFAULT_KEY:  # dummy credentials: one account per worker
         info = info.with_credentials(account, info.secret_access_key)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pytest_commons.errors import ConfigError, NotReady, ProbeRefused
+from pytest_commons.services.aws import AwsConfig
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ def _http(method: str, url: str, timeout: float, data: bytes | None = None) -> t
 class AwsSpec(ServiceSpec[AwsInfo]):
     """AWS on moto (local), LocalStack (docker) or any AWS-compatible endpoint (external)."""
 
+    config: AwsConfig
+
     name = "aws"
     info_type = AwsInfo
     install_hint = INSTALL_HINT
@@ -106,7 +109,7 @@ class AwsSpec(ServiceSpec[AwsInfo]):
 
     @property
     def region(self) -> str:
-        return self.settings.get("aws_region") or "us-east-1"
+        return self.config.region
 
     def check_driver(self) -> str | None:
         if importlib.util.find_spec("boto3") is None:
@@ -126,7 +129,7 @@ class AwsSpec(ServiceSpec[AwsInfo]):
             raise ValueError(f"bad port: {exc}") from None
         if parts.query or parts.fragment:
             raise ValueError("an endpoint URL takes no query or fragment")
-        check_endpoint_host(parts.hostname, self.settings.get("aws_allowed_hosts"))
+        check_endpoint_host(parts.hostname, self.config.allowed_hosts)
         return AwsInfo(
             host=parts.hostname,
             port=port,

@@ -6,9 +6,24 @@ Tansu), ``dist`` (the Apache Kafka distribution), ``client`` (the view), ``fixtu
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "KafkaConfig"]
+
+
+@dataclass(frozen=True)
+class KafkaConfig(ServiceConfig):
+    """Kafka's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: an explicit tansu binary (``kafka_tansu_path``)
+    tansu_path: str | None = None
+    #: the local broker: auto, apache, tansu (``kafka_engine``)
+    engine: str = "auto"
+    #: topic or broker (``kafka_isolation``)
+    isolation: str = "topic"
+
 
 META = ServiceMeta(
     name="kafka",
@@ -22,6 +37,7 @@ META = ServiceMeta(
     default_image="apache/kafka:3.8.0",
     marker_help="the test uses the Kafka service (added automatically).",
     extra="kafka",
+    config=KafkaConfig,
     per_worker_when=("kafka_isolation", "broker"),
     options=(
         Option(

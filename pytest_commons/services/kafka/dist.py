@@ -25,7 +25,7 @@ from pytest_commons.core.java import java_binary as java_binary
 from pytest_commons.core.java import java_major as java_major
 
 if TYPE_CHECKING:
-    from pytest_commons.plugin.settings import Settings
+    from pytest_commons.core.config import RunConfig
 
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
@@ -448,7 +448,7 @@ def fetch(
 # --- Java: pytest_commons.core.java (shared with the MockServer engine) -------------------------
 
 
-def fetch_for_cli(settings: Settings, use_mvn: bool | None = None) -> Path:
+def fetch_for_cli(settings: RunConfig, use_mvn: bool | None = None) -> Path:
     """``pytest-commons fetch kafka``: the pinned jars into the cache (see :func:`fetch`);
     says when no Java 17+ is here to run them (the local backend then uses Tansu)."""
     try:

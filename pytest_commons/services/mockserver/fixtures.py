@@ -78,7 +78,7 @@ class WorkerMockServer(ServiceHandle[MockServerInfo]):
         from pytest_commons.backends.base import get_backend
 
         spec = shared.spec
-        super().__init__(spec, get_backend(shared.backend, spec.settings), shared.instance, ctx)
+        super().__init__(spec, get_backend(shared.backend, spec.run_config), shared.instance, ctx)
         self.engine_name = name
         self._hub = shared.info
         self._engine = self._spec.claim_engine(self._hub, name)

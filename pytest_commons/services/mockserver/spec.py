@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pytest_commons.core.config import RunConfig
 from pytest_commons.core.java import MavenArtifact, java_binary, java_major
 from pytest_commons.errors import NotReady, ProbeRefused
-from pytest_commons.plugin.settings import Settings
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+from pytest_commons.services.mockserver import MockServerConfig
 
 if TYPE_CHECKING:
     from mockserver import MockServerClient
@@ -159,7 +160,7 @@ def open_client(host: str, port: int) -> Iterator[MockServerClient]:
         close_client(client)
 
 
-def fetch_jar(settings: Settings, use_mvn: bool | None = None) -> Path:
+def fetch_jar(settings: RunConfig, use_mvn: bool | None = None) -> Path:
     """``pytest-commons fetch mockserver``: the pinned MockServer jar into the cache, then
     (when Java is here) a class-data archive of a started server next to it."""
     from pytest_commons.core.java import fetch
@@ -226,6 +227,8 @@ def build_class_archive(binary: str, jar: Path, timeout: float = 120.0) -> Path 
 
 class MockServerSpec(ServiceSpec[MockServerInfo]):
     """MockServer on the pytest-commons engine (local), the official image (docker) or a URL."""
+
+    config: MockServerConfig
 
     name = "mockserver"
     info_type = MockServerInfo
@@ -337,7 +340,7 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
     # local ----------------------------------------------------------------------------------
     def engine(self) -> tuple[str, str]:
         """(``java`` or ``commons``, why) for the local backend, from ``mockserver_engine``."""
-        wanted = (self.settings.get("mockserver_engine") or "auto").strip().lower()
+        wanted = self.config.engine.strip().lower()
         if wanted not in ENGINES:
             raise ValueError(
                 f"mockserver_engine={wanted!r} is not one of {', '.join(ENGINES)} "
@@ -360,10 +363,10 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         major = java_major(binary)
         if major is None or major < JAVA_MIN:
             return f"{binary} is Java {major or '?'}; MockServer 5.15 needs Java {JAVA_MIN}+"
-        if not MOCKSERVER_JAR.present(self.settings.cache_dir()):
+        if not MOCKSERVER_JAR.present(self.run_config.cache_dir()):
             return (
                 f"{MOCKSERVER_JAR.filename} is not in the cache "
-                f"({MOCKSERVER_JAR.cached(self.settings.cache_dir())})"
+                f"({MOCKSERVER_JAR.cached(self.run_config.cache_dir())})"
             )
         return ""
 
@@ -389,7 +392,7 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         if engine == "java":
             binary = java_binary()
             assert binary is not None
-            jar = MOCKSERVER_JAR.cached(self.settings.cache_dir())
+            jar = MOCKSERVER_JAR.cached(self.run_config.cache_dir())
             archive = class_archive(binary, jar)
             cds = [f"-XX:SharedArchiveFile={archive}"] if archive.is_file() else []
             return LocalLaunch(
@@ -423,10 +426,9 @@ class MockServerSpec(ServiceSpec[MockServerInfo]):
         """``mockserver_image`` if set; else, under ``mockserver_engine=commons``, the image of
         pytest-commons' engine (built from a clone by ``containers/build.sh``: it is
         on no registry); else the real MockServer's (``auto`` and ``java``)."""
-        explicit = self.settings.get("mockserver_image")
-        if explicit and self.settings.source("mockserver_image") != "default":
-            return explicit
-        wanted = (self.settings.get("mockserver_engine") or "auto").strip().lower()
+        if self.config.explicit_image:
+            return self.config.explicit_image
+        wanted = self.config.engine.strip().lower()
         return ENGINE_IMAGE if wanted == "commons" else self.meta.default_image
 
     def docker_launch(self, image: str) -> DockerLaunch:

@@ -6,9 +6,20 @@ A fresh database per test, or one connection rolled back after each test. Module
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "MysqlConfig"]
+
+
+@dataclass(frozen=True)
+class MysqlConfig(ServiceConfig):
+    """MySQL/MariaDB's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: an explicit mariadbd/mysqld binary (``mysql_server``)
+    server: str | None = None
+
 
 META = ServiceMeta(
     name="mysql",
@@ -21,6 +32,7 @@ META = ServiceMeta(
     default_image="mariadb:11",
     marker_help="the test uses the MySQL/MariaDB service (added automatically).",
     extra="mysql",
+    config=MysqlConfig,
     options=(
         Option(
             "mysql_server",

@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 from pytest_commons.core.host import cached_build, copy_datadir
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+from pytest_commons.services.mysql import MysqlConfig
 
 if TYPE_CHECKING:
     import pymysql.connections
@@ -167,6 +168,7 @@ def _can_execute(path: Path, uid: int, gid: int) -> bool:
 
 
 class MysqlSpec(ServiceSpec[MysqlInfo]):
+    config: MysqlConfig
     name = "mysql"
     info_type = MysqlInfo
     driver_module = "pymysql"
@@ -239,7 +241,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
 
     # local ------------------------------------------------------------------------------------
     def server_binary(self) -> Path | None:
-        explicit = self.settings.get("mysql_server")
+        explicit = self.config.server
         if explicit:
             path = Path(explicit)
             return path if path.is_file() and os.access(path, os.X_OK) else None
@@ -288,11 +290,11 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
 
     def local_unavailable(self) -> tuple[str, str] | None:
         server = self.server_binary()
-        explicit = self.settings.get("mysql_server")
+        explicit = self.config.server
         if server is None:
             if explicit:
                 return (
-                    f"no executable server at {self.settings.named('mysql_server')}",
+                    f"no executable server at {self.config.named('mysql_server')}",
                     "point it at a mariadbd or mysqld binary, or unset it",
                 )
             return (
@@ -352,7 +354,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
                 )
             ).encode()
         ).hexdigest()[:16]
-        cache = self.settings.cache_dir() / "mysql" / key
+        cache = self.run_config.cache_dir() / "mysql" / key
 
         def install_db(work: Path) -> None:
             init_file = work.parent / (work.name + ".init.sql")

@@ -6,9 +6,20 @@ rolled back after each test. Modules: ``spec`` (the server), ``fixtures``, ``aio
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "PostgresConfig"]
+
+
+@dataclass(frozen=True)
+class PostgresConfig(ServiceConfig):
+    """PostgreSQL's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: an explicit directory of the server binaries (``postgres_bindir``)
+    bindir: str | None = None
+
 
 META = ServiceMeta(
     name="postgres",
@@ -21,6 +32,7 @@ META = ServiceMeta(
     default_image="postgres:16-alpine",
     marker_help="the test uses the PostgreSQL service (added automatically).",
     extra="postgres",
+    config=PostgresConfig,
     options=(
         Option(
             "postgres_bindir",

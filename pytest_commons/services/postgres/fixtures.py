@@ -196,7 +196,7 @@ class _Databases(DatabasePool[str]):
 
     def _no_createdb(self, exc: Exception) -> NoReturn:
         info, service = self.service.info, self.service
-        where = service.spec.settings.source("postgres_url")
+        where = service.spec.config.source("postgres_url")
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         pytest.fail(
             f"postgres ({service.backend} backend): the role {info.user!r} on {info.address} "

@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote, urlsplit
 from pytest_commons.core.host import cached_build, copy_datadir, make_spare, take_spare
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
+from pytest_commons.services.postgres import PostgresConfig
 
 if TYPE_CHECKING:
     import psycopg
@@ -157,6 +158,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class PostgresSpec(ServiceSpec[PostgresInfo]):
+    config: PostgresConfig
     name = "postgres"
     info_type = PostgresInfo
     driver_module = "psycopg"
@@ -215,7 +217,7 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
 
     # local ------------------------------------------------------------------------------------
     def bindir(self) -> Path | None:
-        explicit = self.settings.get("postgres_bindir")
+        explicit = self.config.bindir
         if explicit:
             return Path(explicit) if (Path(explicit) / "postgres").is_file() else None
         found = shutil.which("postgres")
@@ -248,10 +250,10 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
 
     def local_unavailable(self) -> tuple[str, str] | None:
         if self.bindir() is None:
-            explicit = self.settings.get("postgres_bindir")
+            explicit = self.config.bindir
             if explicit:
                 return (
-                    f"no postgres binary in {self.settings.named('postgres_bindir')}",
+                    f"no postgres binary in {self.config.named('postgres_bindir')}",
                     "point it at the directory holding postgres and initdb",
                 )
             return (
@@ -266,7 +268,7 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         key = hashlib.sha256(
             repr((str(bindir), st.st_size, st.st_mtime_ns, INITDB_ARGS, user)).encode()
         ).hexdigest()[:16]
-        return self.settings.cache_dir() / "postgres" / key
+        return self.run_config.cache_dir() / "postgres" / key
 
     def _cluster_cache(self, bindir: Path, user: tuple[int, int] | None) -> Path:
         cache = self._cluster_cache_path(bindir, user)

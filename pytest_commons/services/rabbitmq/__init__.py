@@ -8,9 +8,22 @@ API), ``client`` (what a test receives), ``fixtures``.
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "RabbitmqConfig"]
+
+
+@dataclass(frozen=True)
+class RabbitmqConfig(ServiceConfig):
+    """RabbitMQ's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: an explicit rabbitmq-server script (``rabbitmq_server_script``)
+    server_script: str | None = None
+    #: the external server's management API (``rabbitmq_management_url``)
+    management_url: str | None = None
+
 
 META = ServiceMeta(
     name="rabbitmq",
@@ -22,6 +35,7 @@ META = ServiceMeta(
     default_image="rabbitmq:3-management",
     marker_help="the test uses the RabbitMQ service (added automatically).",
     extra="rabbitmq",
+    config=RabbitmqConfig,
     options=(
         Option(
             "rabbitmq_server_script",

@@ -28,6 +28,7 @@ from pytest_commons.services.base import (
     SecretURL,
     ServiceSpec,
 )
+from pytest_commons.services.rabbitmq import RabbitmqConfig
 
 if TYPE_CHECKING:
     import httpx
@@ -73,6 +74,7 @@ class RabbitmqInfo(ConnectionInfo):
 
 
 class RabbitmqSpec(ServiceSpec[RabbitmqInfo]):
+    config: RabbitmqConfig
     name = "rabbitmq"
     info_type = RabbitmqInfo
     driver_module = "pika"
@@ -89,13 +91,13 @@ class RabbitmqSpec(ServiceSpec[RabbitmqInfo]):
         except ValueError as exc:
             raise ValueError(f"bad port: {exc}") from None
         vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-        management = self.settings.get("rabbitmq_management_url") or ""
+        management = self.config.management_url or ""
         mhost, mport = parts.hostname, MANAGEMENT_PORT
         if management:
             mparts = urlsplit(management)
             if mparts.scheme != "http" or not mparts.hostname:
                 raise ValueError(
-                    f"{self.settings.named('rabbitmq_management_url')}: must be http://host:port"
+                    f"{self.config.named('rabbitmq_management_url')}: must be http://host:port"
                 )
             mhost, mport = mparts.hostname, mparts.port or MANAGEMENT_PORT
         return RabbitmqInfo(
@@ -190,7 +192,7 @@ class RabbitmqSpec(ServiceSpec[RabbitmqInfo]):
     # local ------------------------------------------------------------------------------------
     def server_script(self) -> str | None:
         """The rabbitmq-server script: the explicit option, the usual directories, PATH."""
-        explicit = self.settings.get("rabbitmq_server_script")
+        explicit = self.config.server_script
         if explicit:
             return explicit if os.access(explicit, os.X_OK) else None
         for directory in SERVER_DIRS:
@@ -200,10 +202,10 @@ class RabbitmqSpec(ServiceSpec[RabbitmqInfo]):
         return shutil.which("rabbitmq-server")
 
     def local_unavailable(self) -> tuple[str, str] | None:
-        explicit = self.settings.get("rabbitmq_server_script")
+        explicit = self.config.server_script
         if explicit and not os.access(explicit, os.X_OK):
             return (
-                f"no executable rabbitmq-server at {self.settings.named('rabbitmq_server_script')}",
+                f"no executable rabbitmq-server at {self.config.named('rabbitmq_server_script')}",
                 "point it at the rabbitmq-server script (Debian: /usr/lib/rabbitmq/bin)",
             )
         if self.server_script() is None:

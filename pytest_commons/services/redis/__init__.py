@@ -6,9 +6,20 @@ A database index per test, flushed after it. Modules: ``spec`` (the server), ``f
 
 from __future__ import annotations
 
-from pytest_commons.core.config import Option, ServiceMeta
+from dataclasses import dataclass
 
-__all__ = ["META"]
+from pytest_commons.core.config import Option, ServiceConfig, ServiceMeta
+
+__all__ = ["META", "RedisConfig"]
+
+
+@dataclass(frozen=True)
+class RedisConfig(ServiceConfig):
+    """Redis's resolved options (frozen; one field per option of ``META.options``)."""
+
+    #: db or server (``redis_isolation``)
+    isolation: str = "db"
+
 
 META = ServiceMeta(
     name="redis",
@@ -21,6 +32,7 @@ META = ServiceMeta(
     default_image="redis:7-alpine",
     marker_help="the test uses the Redis service (added automatically).",
     extra="redis",
+    config=RedisConfig,
     per_worker_when=("redis_isolation", "server"),
     options=(
         Option(

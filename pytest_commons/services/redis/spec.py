@@ -22,6 +22,7 @@ from pytest_commons.services.base import (
     SecretURL,
     ServiceSpec,
 )
+from pytest_commons.services.redis import RedisConfig
 
 if TYPE_CHECKING:
     import redis
@@ -72,6 +73,7 @@ class RedisInfo(ConnectionInfo):
 
 
 class RedisSpec(ServiceSpec[RedisInfo]):
+    config: RedisConfig
     name = "redis"
     info_type = RedisInfo
     driver_module = "redis"
