@@ -74,7 +74,7 @@ def test_a_local_server_keeps_its_shared_memory_in_its_data_directory(
     # with the default (posix), every killed server left a /dev/shm/PostgreSQL.* segment for
     # good; as files in the data directory they go with it
     if postgres_service.backend != "local":
-        pytest.skip("the local backend's server settings")
+        pytest.skip("about the local backend: its server settings")
     with postgres.connect() as conn:
         row = conn.execute("SHOW dynamic_shared_memory_type").fetchone()
     assert row == ("mmap",)
