@@ -596,41 +596,51 @@ def test_an_engine_error_inspecting_the_image_is_reported(fake_engine: FakeEngin
     assert fake_engine.calls("POST", "/images/create") == []  # an error is not "absent": no pull
 
 
+class Notices:
+    """What the plugin says on the terminal's descriptor (``progress.notice``), read from a
+    pipe put in its place (the notices never go to sys.stderr, which pytest captures)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pytest_commons.plugin import progress as _progress
+
+        self._read, self._write = os.pipe()
+        monkeypatch.setattr(_progress, "_fd", self._write)
+
+    def said(self) -> str:
+        """Everything said so far (once: the pipe is closed)."""
+        os.close(self._write)
+        with os.fdopen(self._read) as pipe:
+            return pipe.read()
+
+
+def _pulling(fake_engine: FakeEngine, kind: str, answers: list[int]) -> tuple[str, Any, Any]:
+    """A fresh image name with the engine's ``answers`` to its inspection, a docker backend
+    configured with it, and a Redis spec."""
+    image = f"commons-fake/{kind}-{uuid.uuid4().hex[:8]}:1"
+    fake_engine.image_answers[image] = answers
+    return image, _docker_backend(image), RedisSpec(_settings())
+
+
 def test_an_image_is_pulled_once_per_process(
     fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_commons.plugin import progress as _progress
-
-    # the notice goes to the terminal's descriptor, not to sys.stderr: here, to a pipe
-    read_end, write_end = os.pipe()
-    monkeypatch.setattr(_progress, "_fd", write_end)
-    image = f"commons-fake/pulled-{uuid.uuid4().hex[:8]}:1"
+    notices = Notices(monkeypatch)
     # absent; present after the pull; absent again (as if removed): the pull is not repeated
-    fake_engine.image_answers[image] = [404, 200, 404]
-    backend = _docker_backend(image)
-    spec = RedisSpec(_settings())
+    image, backend, spec = _pulling(fake_engine, "pulled", [404, 200, 404])
     assert backend.unavailable(spec) is None
     assert backend.unavailable(spec) is None
     pulls = fake_engine.calls("POST", "/images/create")
     assert len(pulls) == 1
     assert pulls[0]["fromImage"] == [image.rsplit(":", 1)[0]]
-    os.close(write_end)
-    with os.fdopen(read_end) as notices:
-        assert notices.read().count(f"commons: pulling image {image} for redis") == 1
+    assert notices.said().count(f"commons: pulling image {image} for redis") == 1
 
 
 def test_a_failed_pull_is_said_and_not_tried_again_by_the_process(
     fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_commons.plugin import progress as _progress
-
-    read_end, write_end = os.pipe()
-    monkeypatch.setattr(_progress, "_fd", write_end)
-    image = f"commons-fake/unpullable-{uuid.uuid4().hex[:8]}:1"
-    fake_engine.image_answers[image] = [404, 404]
+    notices = Notices(monkeypatch)
+    image, backend, spec = _pulling(fake_engine, "unpullable", [404, 404])
     fake_engine.pull_status = 500
-    backend = _docker_backend(image)
-    spec = RedisSpec(_settings())
     problems = [backend.unavailable(spec), backend.unavailable(spec)]
     assert all(
         p is not None
@@ -639,9 +649,7 @@ def test_a_failed_pull_is_said_and_not_tried_again_by_the_process(
         for p in problems
     )
     assert len(fake_engine.calls("POST", "/images/create")) == 1
-    os.close(write_end)
-    with os.fdopen(read_end) as notices:
-        said = notices.read()
+    said = notices.said()
     assert said.count(f"commons: pulling image {image} for redis") == 1
     assert said.count(f"commons: pulling image {image} failed: ") == 1
 
