@@ -279,30 +279,54 @@ class ServiceMeta:
     name: str
     title: str
     #: ``"module:Class"`` of the :class:`~pytest_commons.services.base.ServiceSpec`, imported
-    #: when a test first asks for the service
+    #: when a test first asks for the service; a bare ``"Class"`` means the package's ``spec``
+    #: module (``"PostgresSpec"`` → ``pytest_commons.services.postgres.spec:PostgresSpec``)
     spec: str
-    backends: tuple[str, ...]
-    #: the modules of pytest fixtures and hooks the plugin registers for this service
-    fixtures: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ("external", "docker", "local")
+    #: the modules of pytest fixtures and hooks the plugin registers for this service; a name
+    #: without a dot is a module of the service's package (default: its ``fixtures``)
+    fixtures: tuple[str, ...] = ("fixtures",)
     url_key: str = "url"
     url_help: str = "URL"
     default_image: str = ""
+    #: the marker's help (default: "the test uses the <title> service (added automatically).")
     marker_help: str = ""
     #: the service's own options (besides ``<name>_backend``, ``<name>_<url_key>`` and
     #: ``<name>_image``, which every service gets)
     options: tuple[Option, ...] = ()
-    #: pip extra that installs the service's drivers (``pip install pytest-commons[<extra>]``)
+    #: pip extra that installs the service's drivers (``pip install pytest-commons[<extra>]``;
+    #: default: the service's name)
     extra: str = ""
     #: ``(option, value)``: when the option has that value, each xdist worker gets a server of
     #: its own instead of sharing the run's (e.g. ``("kafka_isolation", "broker")``)
     per_worker_when: tuple[str, str] | None = None
     #: ``"module:function"`` giving a failing test's report lines for the service:
     #: ``function(handle, funcargs, kept) -> list[str]`` (what helps most: the test's database
-    #: and how to connect, its topics...); imported only when a test that used it fails
+    #: and how to connect, its topics...); imported only when a test that used it fails. A
+    #: module without a dot is the package's (``"report:describe"``)
     report: str = ""
     #: the class of the service's resolved options (a :class:`ServiceConfig` subclass with a
     #: typed field per option of ``options``)
     config: type[ServiceConfig] = ServiceConfig
+
+    def __post_init__(self) -> None:
+        # the package's conventions: names relative to pytest_commons.services.<name>
+        package = f"pytest_commons.services.{self.name}"
+
+        def absolute(ref: str) -> str:
+            module = ref.split(":", 1)[0]
+            return ref if "." in module else f"{package}.{ref}"
+
+        resolved = {
+            "spec": absolute(self.spec if ":" in self.spec else f"spec:{self.spec}"),
+            "fixtures": tuple(absolute(module) for module in self.fixtures),
+            "report": absolute(self.report) if self.report else "",
+            "marker_help": self.marker_help
+            or f"the test uses the {self.title} service (added automatically).",
+            "extra": self.extra or self.name,
+        }
+        for key, value in resolved.items():
+            object.__setattr__(self, key, value)  # frozen: set once, here
 
     def per_worker(self, get: Callable[[str], str | None]) -> bool:
         """Whether ``get`` (a settings lookup) asks for a server per xdist worker."""

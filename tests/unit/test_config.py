@@ -137,3 +137,32 @@ def test_the_cli_reads_the_ini_file_into_the_typed_config(
     assert config.service("kafka").source("kafka_engine") == "ini kafka_engine in pytest.ini"
     assert config.start_timeout == 12.0
     assert config.cache_dir() == tmp_path / "cache"
+
+
+def test_a_catalogue_entry_names_its_modules_relative_to_its_package() -> None:
+    from pytest_commons.core.config import ServiceMeta
+
+    meta = ServiceMeta(name="toy", title="Toy", spec="ToySpec", report="report:describe")
+    assert meta.spec == "pytest_commons.services.toy.spec:ToySpec"
+    assert meta.fixtures == ("pytest_commons.services.toy.fixtures",)
+    assert meta.report == "pytest_commons.services.toy.report:describe"
+    assert meta.backends == ("external", "docker", "local")
+    assert meta.marker_help == "the test uses the Toy service (added automatically)."
+    assert meta.extra == "toy"
+    # a dotted module is taken as it is (a service defined outside the package)
+    outside = ServiceMeta(
+        name="toy", title="Toy", spec="tests.toy:ToySpec", fixtures=("tests.toy_fixtures",)
+    )
+    assert (outside.spec, outside.fixtures, outside.report) == (
+        "tests.toy:ToySpec",
+        ("tests.toy_fixtures",),
+        "",
+    )
+    # the registered services resolve to modules and objects that exist
+    import importlib
+
+    for registered in SERVICES.values():
+        module, name = registered.spec.split(":")
+        assert hasattr(importlib.import_module(module), name)
+        for fixtures in registered.fixtures:
+            importlib.import_module(fixtures)

@@ -27,15 +27,12 @@ class AwsConfig(ServiceConfig):
 META = ServiceMeta(
     name="aws",
     title="AWS (LocalStack contract)",
-    spec="pytest_commons.services.aws.spec:AwsSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.aws.fixtures",),
-    report="pytest_commons.services.aws.report:describe",
+    spec="AwsSpec",
+    report="report:describe",
     url_key="endpoint_url",
     url_help="Endpoint URL (http://host:port)",
     default_image="localstack/localstack:3",
     marker_help="the test uses the AWS service (added automatically).",
-    extra="aws",
     config=AwsConfig,
     options=(
         Option(

@@ -28,15 +28,11 @@ class KafkaConfig(ServiceConfig):
 META = ServiceMeta(
     name="kafka",
     title="Kafka",
-    spec="pytest_commons.services.kafka.spec:KafkaSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.kafka.fixtures",),
-    report="pytest_commons.services.kafka.report:describe",
+    spec="KafkaSpec",
+    report="report:describe",
     url_key="bootstrap_servers",
     url_help="Bootstrap servers (host:port[,host:port])",
     default_image="apache/kafka:3.8.0",
-    marker_help="the test uses the Kafka service (added automatically).",
-    extra="kafka",
     config=KafkaConfig,
     per_worker_when=("kafka_isolation", "broker"),
     options=(

@@ -24,14 +24,10 @@ class MockServerConfig(ServiceConfig):
 META = ServiceMeta(
     name="mockserver",
     title="MockServer",
-    spec="pytest_commons.services.mockserver.spec:MockServerSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.mockserver.fixtures",),
-    report="pytest_commons.services.mockserver.report:describe",
+    spec="MockServerSpec",
+    report="report:describe",
     url_help="URL (http://host:port)",
     default_image="mockserver/mockserver:5.15.0",
-    marker_help="the test uses the MockServer service (added automatically).",
-    extra="mockserver",
     config=MockServerConfig,
     options=(
         Option(

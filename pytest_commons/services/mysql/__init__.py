@@ -24,14 +24,11 @@ class MysqlConfig(ServiceConfig):
 META = ServiceMeta(
     name="mysql",
     title="MySQL/MariaDB",
-    spec="pytest_commons.services.mysql.spec:MysqlSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.mysql.fixtures", "pytest_commons.services.mysql.aio"),
-    report="pytest_commons.services.mysql.report:describe",
+    spec="MysqlSpec",
+    fixtures=("fixtures", "aio"),
+    report="report:describe",
     url_help="URL (mysql://user:password@host:port/dbname)",
     default_image="mariadb:11",
-    marker_help="the test uses the MySQL/MariaDB service (added automatically).",
-    extra="mysql",
     config=MysqlConfig,
     options=(
         Option(

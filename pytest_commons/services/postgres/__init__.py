@@ -24,14 +24,11 @@ class PostgresConfig(ServiceConfig):
 META = ServiceMeta(
     name="postgres",
     title="PostgreSQL",
-    spec="pytest_commons.services.postgres.spec:PostgresSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.postgres.fixtures", "pytest_commons.services.postgres.aio"),
-    report="pytest_commons.services.postgres.report:describe",
+    spec="PostgresSpec",
+    fixtures=("fixtures", "aio"),
+    report="report:describe",
     url_help="URL (postgresql://user:password@host:port/dbname)",
     default_image="postgres:16-alpine",
-    marker_help="the test uses the PostgreSQL service (added automatically).",
-    extra="postgres",
     config=PostgresConfig,
     options=(
         Option(

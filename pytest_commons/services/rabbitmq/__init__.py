@@ -28,13 +28,9 @@ class RabbitmqConfig(ServiceConfig):
 META = ServiceMeta(
     name="rabbitmq",
     title="RabbitMQ",
-    spec="pytest_commons.services.rabbitmq.spec:RabbitmqSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.rabbitmq.fixtures",),
+    spec="RabbitmqSpec",
     url_help="AMQP URL (amqp://user:password@host:port/vhost)",
     default_image="rabbitmq:3-management",
-    marker_help="the test uses the RabbitMQ service (added automatically).",
-    extra="rabbitmq",
     config=RabbitmqConfig,
     options=(
         Option(

@@ -24,14 +24,11 @@ class RedisConfig(ServiceConfig):
 META = ServiceMeta(
     name="redis",
     title="Redis",
-    spec="pytest_commons.services.redis.spec:RedisSpec",
-    backends=("external", "docker", "local"),
-    fixtures=("pytest_commons.services.redis.fixtures", "pytest_commons.services.redis.aio"),
-    report="pytest_commons.services.redis.report:describe",
+    spec="RedisSpec",
+    fixtures=("fixtures", "aio"),
+    report="report:describe",
     url_help="URL (redis://[:password@]host:port/db)",
     default_image="redis:7-alpine",
-    marker_help="the test uses the Redis service (added automatically).",
-    extra="redis",
     config=RedisConfig,
     per_worker_when=("redis_isolation", "server"),
     options=(
