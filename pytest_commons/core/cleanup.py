@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.run import RUN_ENV, Instance, process_start_time
 
 #: The Popen objects of the servers this process started, by pid. A child is reaped through
@@ -97,7 +98,11 @@ def kill_process_group(pid: int, sig: int, grace: float = 3.0) -> None:
 def remove_container(container_id: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
-            ["docker", "rm", "-f", "-v", container_id], capture_output=True, timeout=30, check=False
+            ["docker", "rm", "-f", "-v", container_id],
+            capture_output=True,
+            timeout=30,
+            check=False,
+            env=child_env(),
         )
 
 
@@ -161,6 +166,7 @@ def run_containers(run_id: str) -> list[str]:
             text=True,
             timeout=30,
             check=False,
+            env=child_env(),
         ).stdout.split()
     return []
 
@@ -171,7 +177,11 @@ def sweep_run_containers(run_id: str) -> None:
     if found:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
-                ["docker", "rm", "-f", "-v", *found], capture_output=True, timeout=60, check=False
+                ["docker", "rm", "-f", "-v", *found],
+                capture_output=True,
+                timeout=60,
+                check=False,
+                env=child_env(),
             )
 
 

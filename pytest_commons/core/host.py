@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.lock import FileLock
 from pytest_commons.core.run import runtime_root
 from pytest_commons.errors import BackendUnavailable
@@ -129,7 +130,11 @@ def cached_build(cache: Path, ready: Callable[[Path], bool], build: Callable[[Pa
             tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             subprocess.run(
-                ["cp", "-a", str(work), str(tmp)], check=True, capture_output=True, timeout=120
+                ["cp", "-a", str(work), str(tmp)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+                env=child_env(),
             )
             (tmp / MANIFEST).write_text(_manifest(tmp))
             os.rename(tmp, cache)
@@ -141,7 +146,11 @@ def cached_build(cache: Path, ready: Callable[[Path], bool], build: Callable[[Pa
 def copy_datadir(cache: Path, datadir: Path, user: tuple[int, int] | None) -> None:
     """Copy a cached, initialised data directory into a run's private 0700 data directory."""
     subprocess.run(
-        ["cp", "-a", f"{cache}/.", str(datadir)], check=True, capture_output=True, timeout=120
+        ["cp", "-a", f"{cache}/.", str(datadir)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env=child_env(),
     )
     if user is not None:
         os.chown(datadir, *user)
@@ -190,6 +199,7 @@ def make_spare(cache: Callable[[], Path]) -> None:
                 check=True,
                 capture_output=True,
                 timeout=120,
+                env=child_env(),
             )
             os.rename(tmp, spare)  # fails when another run put one there meanwhile
         finally:

@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_commons.core.childenv import child_env
+
 #: where the HTTPS fallback (no ``mvn`` here) downloads pinned jars from: the URL of a Maven
 #: repository (Maven Central or a mirror of it), from the environment; mvn knows its own.
 MAVEN_REPO_ENV = "PYTEST_COMMONS_MAVEN_REPO"
@@ -64,7 +66,12 @@ def java_major(binary: str) -> int | None:
                 return _major(match)
     try:
         out = subprocess.run(
-            [binary, "-version"], capture_output=True, text=True, timeout=30, check=False
+            [binary, "-version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=child_env(),
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -164,6 +171,7 @@ def _with_maven(mvn: str, artifact: MavenArtifact, tmp: Path) -> Path:
         text=True,
         timeout=600,
         check=False,
+        env=child_env(),
     )
     got = tmp / artifact.filename
     if out.returncode != 0 or not got.is_file():

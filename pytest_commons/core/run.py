@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.lock import FileLock
 
 RUN_PREFIX = "run-"
@@ -424,6 +425,7 @@ class RunContext:
                 close_fds=True,
                 check=True,
                 text=True,
+                env=child_env(),
             )
             marker.write_text(spawned.stdout.strip())
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.cleanup import adopt
 from pytest_commons.core.run import Instance, RunContext
 from pytest_commons.errors import read_tail
@@ -81,6 +82,7 @@ class ToxiproxyEngine:
                         start_new_session=True,  # its own process group: stopped as one
                         close_fds=True,
                         cwd=str(sdir),
+                        env=child_env(),
                     )
                     adopt(proc)
                 except OSError as exc:

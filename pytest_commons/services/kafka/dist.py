@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.java import java_binary as java_binary
 from pytest_commons.core.java import java_major as java_major
 
@@ -376,7 +377,9 @@ def _fetch_mvn(mvn: str, dest: Path, log: Callable[[str], None]) -> None:
             f"-DoutputDirectory={dest}",
         ]
         log(f"fetch kafka: {' '.join(argv[:3])} … dependency:copy-dependencies")
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=900, check=False, env=child_env()
+        )
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
             raise RuntimeError(f"mvn failed with code {done.returncode}:\n{tail}")

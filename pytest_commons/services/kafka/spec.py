@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
 from pytest_commons.services.kafka import KafkaConfig
@@ -433,6 +434,7 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             check=True,
             capture_output=True,
             timeout=120,
+            env=child_env(),
         )
 
     def _format_storage(self, jars: Path, work: Path) -> None:
@@ -457,7 +459,9 @@ class KafkaSpec(ServiceSpec[KafkaInfo]):
             str(props),
         ]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=120, check=False, env=child_env()
+            )
         finally:
             props.unlink(missing_ok=True)
         if done.returncode != 0 or not (work / "meta.properties").is_file():
@@ -716,7 +720,12 @@ def _tansu_version(binary: str) -> str:
     """``tansu 0.6.0`` (from ``tansu --version``), or ``tansu`` when it does not say."""
     try:
         out = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+            [binary, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            env=child_env(),
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.config import RunConfig
 from pytest_commons.core.java import MavenArtifact, java_binary, java_major
 from pytest_commons.errors import NotReady, ProbeRefused
@@ -196,6 +197,7 @@ def build_class_archive(binary: str, jar: Path, timeout: float = 120.0) -> Path 
         [*argv, "-serverPort", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=child_env(),
     )
     info = MockServerInfo(host="127.0.0.1", port=port)
     deadline = time.monotonic() + timeout

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.host import cached_build, copy_datadir
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
@@ -270,6 +271,7 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
                     capture_output=True,
                     text=True,
                     timeout=30,
+                    env=child_env(),
                 ).stdout
             _FLAVOURS[key] = "mariadb" if "mariadb" in out.lower() else "mysql"
         return _FLAVOURS[key]
@@ -409,7 +411,12 @@ class MysqlSpec(ServiceSpec[MysqlInfo]):
             tool = str(found) if found.is_file() else shutil.which(name)
             if tool:
                 result = subprocess.run(
-                    [tool, ZONEINFO], capture_output=True, text=True, timeout=120, check=False
+                    [tool, ZONEINFO],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                    env=child_env(),
                 )
                 if result.returncode == 0 and result.stdout:
                     return "USE mysql;\n" + result.stdout

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pytest_commons.core.childenv import child_env
 from pytest_commons.core.host import cached_build, copy_datadir, make_spare, take_spare
 from pytest_commons.errors import NotReady, ProbeRefused, ServiceStartError
 from pytest_commons.services.base import ConnectionInfo, DockerLaunch, LocalLaunch, ServiceSpec
@@ -227,7 +228,12 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         if pg_config:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 out = subprocess.run(
-                    [pg_config, "--bindir"], capture_output=True, text=True, timeout=5, check=True
+                    [pg_config, "--bindir"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=True,
+                    env=child_env(),
                 ).stdout.strip()
                 if out and (Path(out) / "postgres").is_file():
                     return Path(out)
