@@ -18,7 +18,12 @@ __all__ = ["child_env"]
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of this process's environment as of now, with ``extra`` on top."""
-    env = dict(os.environ)
+    while True:
+        try:
+            env = dict(os.environ)
+            break
+        except KeyError:  # a variable removed by another thread while copying: copy again
+            continue
     if extra:
         env.update(extra)
     return env
