@@ -2,6 +2,7 @@
 
 - :mod:`~pytest_commons.core.config`: the option and catalogue-entry types;
 - :mod:`~pytest_commons.core.host`: free ports, the server user, ownership, cached init dirs;
+- :mod:`~pytest_commons.core.childenv`: the environment every child process gets (``env=``);
 - :mod:`~pytest_commons.core.run`: the run directory, instance records, stale runs, reuse;
 - :mod:`~pytest_commons.core.registry`: find or start a service once per run (xdist-shared);
 - :mod:`~pytest_commons.core.lock`, :mod:`~pytest_commons.core.cleanup`,
