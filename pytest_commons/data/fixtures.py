@@ -50,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         raw = _options.get(config, "commons_seed")
         seed = seeding.parse_seed(raw) if raw not in (None, "") else seeding.new_run_seed()
-        if winput is None and config.pluginmanager.hasplugin("xdist"):
+        if winput is None and hasattr(config.hook, "pytest_configure_node"):  # xdist, any name
             config.pluginmanager.register(_SeedToWorkers(seed), "commons-data-xdist")
     config.stash[SEED_KEY] = seed
     # faker's own plugin defines a `faker` fixture too; the plugin registered last wins. The

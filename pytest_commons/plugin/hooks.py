@@ -128,6 +128,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MISSING_KEY] = _options.services_missing(config)
     if _is_worker(config):
         winput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+        if "commons_run_dir" not in winput:
+            raise pytest.UsageError(
+                "pytest-commons: this xdist worker got no run directory from the controller "
+                "(the controller did not load pytest-commons, or loaded it without xdist's "
+                "hooks); load both in the controller: `-p xdist.plugin -p commons`"
+            )
         ctx = RunContext(
             Path(winput["commons_run_dir"]),
             int(winput["commons_owner_pid"]),
@@ -142,7 +148,9 @@ def pytest_configure(config: pytest.Config) -> None:
             reap(stale)
         ctx = RunContext.create()
         config.stash[OWNER_KEY] = True
-        if config.pluginmanager.hasplugin("xdist"):
+        if hasattr(config.hook, "pytest_configure_node"):
+            # xdist's hooks, whatever name it was loaded under ("xdist" as an entry point,
+            # "xdist.plugin" with `-p xdist.plugin` when autoload is off)
             config.pluginmanager.register(_XdistHooks(ctx), "commons-xdist")
     # the run config, resolved once, is what the registry, backends and specs read (with
     # reuse: --reuse-services, or --keep-failed: a kept database needs its server afterwards)

@@ -79,7 +79,8 @@ def _seconds_of(raw: object) -> float:
 
 def _pytest_timeout_owns(item: pytest.Item) -> bool:
     """Whether pytest-timeout will time this test (so we must not fire as well)."""
-    if not item.config.pluginmanager.hasplugin("timeout"):
+    pm = item.config.pluginmanager
+    if not (pm.hasplugin("timeout") or pm.hasplugin("pytest_timeout")):  # entry point, or -p
         return False
     if item.get_closest_marker("timeout") is not None:
         return True

@@ -135,8 +135,17 @@ def test_bad_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*commons_timeout='soon' is not a number of seconds*"])
 
 
-def test_pytest_timeout_takes_precedence(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("load", ["autoload", "-p pytest_timeout"])
+def test_pytest_timeout_takes_precedence(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, load: str
+) -> None:
+    """Whether pytest-timeout came as an entry point (named ``timeout``) or with autoload off
+    and ``-p pytest_timeout`` (named ``pytest_timeout``)."""
     pytest.importorskip("pytest_timeout")
+    extra: list[str] = []
+    if load != "autoload":
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        extra = ["-p", "pytest_timeout", "-p", "pytest_commons.plugin.hooks"]
     pytester.makepyfile(
         test_both="""
         def test_both(redis):
@@ -144,7 +153,12 @@ def test_pytest_timeout_takes_precedence(pytester: pytest.Pytester) -> None:
         """
     )
     result = pytester.runpytest_subprocess(
-        "--commons-timeout=0.2", "--timeout=1", "--timeout-method=signal", "-p", "no:asyncio"
+        *extra,
+        "--commons-timeout=0.2",
+        "--timeout=1",
+        "--timeout-method=signal",
+        "-p",
+        "no:asyncio",
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Failed: Timeout (>1.0s) from pytest-timeout*"])

@@ -247,6 +247,37 @@ def test_xdist_shares_one_server_and_isolates(
     result.stdout.fnmatch_lines(["*commons services*", "postgres    local*", "redis       local*"])
 
 
+@pytest.mark.parametrize("plugin", ["pytest_commons.plugin.hooks", "commons"])
+def test_xdist_loaded_by_module_name_with_autoload_off(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, plugin: str
+) -> None:
+    """With ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`` and ``-p xdist.plugin``, xdist is registered as
+    ``xdist.plugin``, not ``xdist``: the workers still get the controller's run directory (they
+    died with a KeyError, "node down: Not properly terminated", when it was looked up by name)
+    and its seed (each worker drew its own)."""
+    pytest.importorskip("xdist")
+    if plugin == "commons" and tuple(int(p) for p in pytest.__version__.split(".")[:2]) < (8, 4):
+        pytest.skip("`-p <entry point name>` with autoload off needs pytest 8.4")
+    clean_env.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    out = pytester.path / "out"
+    out.mkdir()
+    pytester.makepyfile(f"""
+        import os
+
+        def test_where(redis_service, commons_seed):
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            with open({str(out)!r} + "/" + worker, "w") as fh:
+                fh.write(f"{{redis_service.instance.pid}} {{commons_seed}}")
+    """)
+    result = pytester.runpytest_subprocess(
+        "-p", "xdist.plugin", "-p", plugin, "-n", "2", "--dist", "each", "--redis-backend=local"
+    )
+    result.assert_outcomes(passed=2)
+    rows = {f.name: f.read_text().split() for f in out.iterdir()}
+    assert set(rows) == {"gw0", "gw1"}
+    assert rows["gw0"] == rows["gw1"], "one server and one seed for both workers"
+
+
 def test_external_backend_touches_only_its_own(
     pytester: pytest.Pytester,
     clean_env: pytest.MonkeyPatch,
