@@ -350,9 +350,15 @@ class PostgresSpec(ServiceSpec[PostgresInfo]):
         )
 
     def local_secure(self, launch: LocalLaunch) -> None:
-        """Set the run's password over the private socket (TCP logins need it from now on)."""
+        """Set the run's password over the private socket (TCP logins need it from now on).
+
+        Done from ``template1``: that first connection writes ``template1``'s relation-cache
+        init file (``pg_internal.init``), which every database cloned from it then carries, so a
+        test's first connection to its fresh database loads the system catalogs' cache instead
+        of building it (≈3 ms of the server's CPU per connection)."""
         assert launch.ready_info is not None
-        with self.connect(self.info_from_dict(launch.ready_info), autocommit=True) as conn:
+        info = self.info_from_dict(launch.ready_info).with_db("template1")
+        with self.connect(info, autocommit=True) as conn:
             conn.execute(f"ALTER ROLE postgres PASSWORD '{scram_verifier(self.run_password)}'")
 
     # docker -----------------------------------------------------------------------------------
