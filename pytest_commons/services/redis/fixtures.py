@@ -69,18 +69,21 @@ def redis_db(
 
 
 class _Emptier:
-    """Empties this worker's database around each test that uses it.
+    """Empties this worker's database around each test that uses it, and lists the database's
+    connections as the test starts, on a connection of its own.
 
-    After the test a FLUSHDB is sent on a connection of its own and its reply is read only as
-    the next such test sets up: the round trip overlaps pytest's reporting in between instead
-    of delaying the next test. The first test (and any after a failed send) flushes
-    synchronously, so every test still starts on an empty database.
+    After the test a FLUSHDB is sent and its reply is read only as the next such test sets up:
+    the round trip overlaps pytest's reporting in between instead of delaying the next test.
+    The first test (and any after a failed send) flushes synchronously, so every test still
+    starts on an empty database. The list of connections the leak check compares with is asked
+    for the same way: sent as the test starts, read when it ends.
     """
 
     def __init__(self, client: redis_py.Redis) -> None:
         self.client = client
         self.conn: Any = None  # a redis-py connection (its methods are untyped)
         self.in_flight = False
+        self.listing = False
 
     def before_test(self) -> None:
         from redis.exceptions import RedisError
@@ -94,25 +97,57 @@ class _Emptier:
                 self._drop()
         self.client.flushdb()
 
+    def ask_connections(self) -> bool:
+        """Send CLIENT LIST; :meth:`connections` reads its reply. False if it could not be sent
+        (the server is down: no leak check for this test)."""
+        from redis.exceptions import RedisError
+
+        try:
+            self._connect()
+            self.conn.send_command("CLIENT", "LIST", "TYPE", "normal")
+            self.listing = True
+        except (RedisError, OSError):
+            self._drop()
+        return self.listing
+
+    def connections(self, db: int) -> dict[str, dict[str, str]] | None:
+        """The reply to :meth:`ask_connections`: the connections on ``db`` as the test started
+        (None if it could not be read: the test stopped or restarted the server)."""
+        from redis.exceptions import RedisError
+
+        if not self.listing:
+            return None
+        self.listing = False
+        try:
+            return _parse_client_list(self.conn.read_response(), db)
+        except (RedisError, OSError):
+            self._drop()
+            return None
+
     def after_test(self) -> None:
         from redis.exceptions import RedisError
 
         try:
-            if self.conn is None:
-                self.conn = self.client.connection_pool.make_connection()
+            if self.listing:  # the test ended before its teardown read the list
+                self.connections(0)
+            self._connect()
             self.conn.send_command("FLUSHDB")
             self.in_flight = True
         except (RedisError, OSError):
             self._drop()  # the next test flushes synchronously
 
+    def _connect(self) -> None:
+        if self.conn is None:
+            self.conn = self.client.connection_pool.make_connection()
+
     def close(self) -> None:
-        if self.in_flight:
+        if self.in_flight or self.listing:
             with contextlib.suppress(Exception):
                 self.conn.read_response()
         self._drop()
 
     def _drop(self) -> None:
-        self.in_flight = False
+        self.in_flight = self.listing = False
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.disconnect()
@@ -144,16 +179,12 @@ def _redis_empty(
 
     client, emptier = _redis_client
     emptier.before_test()
-    look = report.leaks_on(request.node)
-    before: dict[str, dict[str, Any]] = {}
-    if look:
-        try:
-            before = _connections(client, redis_db.db)
-        except Exception:  # the server is down (fault injection): no look after this test
-            look = False
+    # the connections as the test starts: asked for now, the reply read as it ends
+    look = report.leaks_on(request.node) and emptier.ask_connections()
     yield client
     leaks = []
-    if look:
+    before = emptier.connections(redis_db.db) if look else None
+    if before is not None:
         leaks = report.settle(lambda: _leaks(client, redis_db.db, before))
     if report.keep(request.node):
         _keep(request, client, redis_db)
@@ -184,16 +215,26 @@ def _keep(request: pytest.FixtureRequest, client: redis_py.Redis, redis_db: Redi
         client.commons_kept_index = None  # type: ignore[attr-defined]
 
 
-def _connections(client: redis_py.Redis, db: int) -> dict[str, dict[str, Any]]:
+def _parse_client_list(reply: bytes | str, db: int) -> dict[str, dict[str, str]]:
+    """CLIENT LIST's reply (a line per connection, ``key=value`` fields separated by spaces,
+    no space in a value), only the connections on database ``db``, by id."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    mark = f" db={db} "
+    found = {}
+    for line in text.splitlines():
+        if mark in line:
+            entry = dict(field.partition("=")[::2] for field in line.split(" ") if field)
+            found[entry.get("id", "")] = entry
+    return found
+
+
+def _connections(client: redis_py.Redis, db: int) -> dict[str, dict[str, str]]:
     """The server's client connections on database ``db``, by id."""
-    return {
-        str(entry.get("id")): entry
-        for entry in client.client_list(_type="normal")
-        if str(entry.get("db")) == str(db)
-    }
+    reply = client.execute_command("CLIENT LIST TYPE normal")  # type: ignore[no-untyped-call]
+    return _parse_client_list(reply, db)
 
 
-def _leaks(client: redis_py.Redis, db: int, before: dict[str, dict[str, Any]]) -> list[Any]:
+def _leaks(client: redis_py.Redis, db: int, before: dict[str, dict[str, str]]) -> list[Any]:
     """The connections on ``db`` opened since ``before`` was taken and still open, the
     plugin's own (named ``pytest-commons``) excepted."""
     from pytest_commons.plugin.report import Leak
