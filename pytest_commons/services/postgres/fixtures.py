@@ -377,23 +377,31 @@ def rollback_connection_class() -> type[psycopg.Connection[Any]]:
                 self.execute(f"ROLLBACK TO SAVEPOINT {OUTER_SAVEPOINT}")
 
             def begin_outer(self) -> None:
+                """BEGIN and the outer savepoint in one round trip (``execute`` would send
+                its own BEGIN first, and wait for it)."""
+                from psycopg import pq
+
                 self._commons_outer = False
                 super().rollback()
-                self.execute(f"SAVEPOINT {OUTER_SAVEPOINT}")
+                result = self.pgconn.exec_(f"BEGIN; SAVEPOINT {OUTER_SAVEPOINT}".encode())
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    message = (result.error_message or b"").decode("utf-8", "replace")
+                    super().rollback()
+                    raise psycopg.OperationalError(f"postgres_tx: could not begin: {message}")
                 self._commons_outer = True
 
             def end_outer(self) -> bool:
                 """Roll the test's work back; False if the outer savepoint was gone (a raw
-                ``COMMIT``/``ROLLBACK`` ended the transaction: what came before is committed)."""
+                ``COMMIT``/``ROLLBACK`` ended the transaction: what came before is committed).
+                One round trip when it was there: both statements in one simple query, the
+                second not run if the first fails."""
                 self._commons_outer = False
                 try:
-                    self.execute(f"ROLLBACK TO SAVEPOINT {OUTER_SAVEPOINT}")
+                    self.execute(f"ROLLBACK TO SAVEPOINT {OUTER_SAVEPOINT}; ROLLBACK")
                 except psycopg.errors.InvalidSavepointSpecification:
-                    intact = False
-                else:
-                    intact = True
-                super().rollback()
-                return intact
+                    super().rollback()
+                    return False
+                return True
 
         _ROLLBACK_CLASS = RollbackConnection
     return _ROLLBACK_CLASS
