@@ -156,3 +156,25 @@ def test_hosts_that_only_look_local_are_refused(host: str) -> None:
         check_endpoint_host(host, None)
     if host:
         check_endpoint_host(host, f"other, {host.upper()}")  # unless listed (case-insensitive)
+
+
+def test_a_process_has_ended_once_it_is_a_zombie_or_gone() -> None:
+    # the local Postgres start waits on it for template1's backend: a backend leaves the
+    # server's process array before its process ends
+    import subprocess
+    import time
+
+    from pytest_commons.core.childenv import child_env
+    from pytest_commons.services.postgres.spec import _process_ended
+
+    running = subprocess.Popen(["sleep", "30"], env=child_env())
+    try:
+        assert not _process_ended(running.pid)
+    finally:
+        running.kill()
+    deadline = time.monotonic() + 10
+    while not _process_ended(running.pid):  # a zombie until it is reaped below
+        assert time.monotonic() < deadline, "a killed process never ended"
+        time.sleep(0.001)
+    running.wait()
+    assert _process_ended(running.pid)  # reaped: gone
