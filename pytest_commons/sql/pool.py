@@ -298,11 +298,24 @@ class DatabasePool(ABC, Generic[T]):
             conn.close()
 
     def close(self) -> None:
-        """End of the session: stop the helpers, then drop every database this worker made."""
+        """End of the session: stop the helpers, then drop every database this worker made.
+
+        Not on a server this run started for itself alone (not external, not kept by
+        ``--reuse-services`` or ``--keep-failed``): it is stopped next and its data directory
+        removed, its databases with it, so dropping them first is time spent for nothing."""
+        throwaway = not self.shared
         self.before_close()
         if self._dropper is not None:
+            if throwaway:  # what is still queued goes with the server
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        self._drops.get_nowait()
             self._drops.put(None)
             self._dropper.join(timeout=60)
+        if throwaway:
+            with contextlib.suppress(Exception):
+                self.admin.close()
+            return
         with contextlib.suppress(Exception):
             self.ensure_admin()
             for name in list(self.created):
