@@ -168,9 +168,15 @@ class _XdistHooks:
         node.workerinput["commons_owner_pid"] = self.ctx.owner_pid
 
 
+#: (service, the fixture that starts it): a test uses a service when its closure has the fixture
+_SERVICE_FIXTURES = tuple((svc, f"{svc}_service") for svc in SERVICES)
+#: whether an item carries ``@pytest.mark.requires`` (looked up once, at collection)
+_REQUIRES = pytest.StashKey[bool]()
+
+
 def services_of(item: pytest.Item) -> list[str]:
     names = getattr(item, "fixturenames", ())
-    return [svc for svc in SERVICES if f"{svc}_service" in names]
+    return [svc for svc, fixture in _SERVICE_FIXTURES if fixture in names]
 
 
 def gone_sections(item: pytest.Item) -> list[tuple[str, str]]:
@@ -213,7 +219,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``@pytest.mark.requires``: after the fixtures, skip (or fail under
     ``--services-missing=fail``) when the serving engine lacks a required feature."""
-    if item.get_closest_marker("requires") is None:
+    marked = item.stash.get(_REQUIRES, None)
+    if marked is None:  # an item collection did not see (added by another plugin later)
+        marked = item.get_closest_marker("requires") is not None
+    if not marked:
         return
     from pytest_commons.plugin import markers as requires
 
@@ -231,7 +240,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("requires") is not None:
+        marked = item.stash[_REQUIRES] = item.get_closest_marker("requires") is not None
+        if marked:
             from pytest_commons.plugin import markers as requires
 
             requires.validate(item)

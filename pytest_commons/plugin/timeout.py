@@ -125,12 +125,13 @@ def _seconds(item: pytest.Item) -> float:
 def _work_out(item: pytest.Item) -> float:
     from pytest_commons.plugin.hooks import services_of
 
+    if not services_of(item):  # the limit is for tests that use a service: others pay nothing
+        return 0.0
     seconds = _limit(item)
     if (
         seconds <= 0
         or not hasattr(signal, "setitimer")
         or threading.current_thread() is not threading.main_thread()
-        or not services_of(item)
         or _pytest_timeout_owns(item)
     ):
         return 0.0
