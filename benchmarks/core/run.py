@@ -1,7 +1,10 @@
 """PostgreSQL and Redis: pytest-commons side by side with pytest-postgresql and pytest-redis.
 
 Each suite is 100 tests doing one INSERT+SELECT (SET+GET for Redis); the whole ``pytest``
-process is timed, every suite in the same run, alternating, median of ``--repeat`` runs.
+process is timed, every suite in the same run, alternating, median of ``--repeat`` runs. The CPU
+seconds of each run are printed too (``RUSAGE_CHILDREN``: pytest and every process it started
+and reaped — our servers; not pytest-postgresql's, which ``pg_ctl`` detaches, nor the floor's
+redis-server, started before the suites): on 2 cores, CPU / 2 bounds the wall time from below.
 
 The peers refuse to run as root, so when started as root this script creates an unprivileged
 user and a virtualenv it can read (``/opt/pytest-commons-bench``) and runs *every* suite, ours
@@ -17,6 +20,7 @@ import argparse
 import glob
 import os
 import pwd
+import resource
 import shutil
 import socket
 import statistics
@@ -30,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("PC_BENCH_VENV", "/opt/pytest-commons-bench"))
 USER = "pcbench"
 N = 100
+#: CPU seconds of every timed run, by suite (see the module docstring)
+CPU: dict[str, list[float]] = {}
 
 PG_BIN = (
     sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
@@ -211,13 +217,19 @@ def run_suite(
     shm = None
     if "TMPFS" in extra:
         shm = Path(tempfile.mkdtemp(prefix="peer-", dir="/dev/shm"))
-        shutil.chown(shm, USER if prefix else None)
+        if prefix:
+            shutil.chown(shm, USER)
         args.append(f"--basetemp={shm}/bt")
     test_file = workdir / f"test_{abs(hash(name))}.py"
     cmd = [*prefix, python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, str(test_file)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.setdefault(name, []).append(
+        after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    )
     if shm is not None:
         shutil.rmtree(shm, ignore_errors=True)
     if result.returncode != 0:
@@ -270,6 +282,7 @@ def main() -> None:
     # warm-up: fills pytest-commons' initdb cache and the OS page cache for every suite
     for name, (_, extra) in SUITES.items():
         run_suite(prefix, python, workdir, name, extra, env)
+    CPU.clear()  # the warm-up's are not reported
     for _ in range(opts.repeat):
         for name, (_, extra) in SUITES.items():
             times[name].append(run_suite(prefix, python, workdir, name, extra, env))
@@ -309,10 +322,11 @@ def main() -> None:
     ]
     ratios = [r for r in ratios if r[0] in med and r[1] in med]
     if opts.markdown:
-        print(f"| suite ({N} tests, whole pytest process) | median s | runs |")
-        print("|---|---:|---|")
+        print(f"| suite ({N} tests, whole pytest process) | median s | runs | CPU s (median) |")
+        print("|---|---:|---|---:|")
         for name, value in med.items():
-            print(f"| {name} | {value:.2f} | {', '.join(f'{t:.2f}' for t in times[name])} |")
+            runs = ", ".join(f"{t:.2f}" for t in times[name])
+            print(f"| {name} | {value:.2f} | {runs} | {statistics.median(CPU[name]):.2f} |")
         print()
         print("| ours / peer | ratio | target |")
         print("|---|---:|---:|")
@@ -328,7 +342,9 @@ def main() -> None:
             )
     else:
         for name, value in med.items():
-            print(f"{name:<34} {value:7.2f} s   {times[name]}")
+            runs = ", ".join(f"{t:.2f}" for t in times[name])
+            cpu = statistics.median(CPU[name])
+            print(f"{name:<34} {value:7.2f} s   CPU {cpu:5.2f} s   runs: {runs}")
         for ours, peer, target in ratios:
             print(
                 f"{ours} / {peer}: {med[ours] / med[peer]:.3f}"
