@@ -1,5 +1,7 @@
 """pytest-commons' MySQL fixtures against pytest-mysql 5: 100 one-insert tests, whole pytest
-process timed, all variants interleaved in the same run; prints medians and ratios.
+process timed, all variants interleaved in the same run; prints medians and ratios, against
+pytest-mysql as installed (its data directory under pytest's temp dir, on disk) and against the
+fair peer: the same with ``--basetemp`` on the tmpfs (``/dev/shm``) pytest-commons uses.
 
     python benchmarks/mysql/run.py [--rounds 3] [--user nobody] [--clone-only]
 
@@ -134,6 +136,10 @@ def main() -> int:
         for path in [work, *work.iterdir()]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     venv_python = str(ensure_venv()) if (user or not root) else sys.executable
+    shm = Path(tempfile.mkdtemp(prefix="pc-mysql-peer-", dir="/dev/shm"))
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(shm, entry.pw_uid, entry.pw_gid)
     base = ["-q", "-p", "no:cacheprovider"]
     user_env = {
         "HOME": str(work / "home"),
@@ -213,6 +219,12 @@ def main() -> int:
             {"HOME": str(work / "home")},
             user,
         ),
+        # the fair peer: its data directory (under pytest's basetemp) on the same tmpfs as ours
+        "pytest-mysql 5 on tmpfs (fresh db)": (
+            [venv_python, "-m", "pytest", *peer, f"--basetemp={shm}/bt", "test_peer.py"],
+            {"HOME": str(work / "home")},
+            user,
+        ),
     }
     if root:
         # Faker's own pytest plugin (installed next to the project's Python, absent from the
@@ -253,11 +265,13 @@ def main() -> int:
         med[label] = statistics.median(ok) if ok else float("nan")
         shown = "FAILED" if not ok else f"{med[label]:7.2f} s"
         print(f"  {label:38s} {shown}   runs: " + ", ".join(f"{v:.2f}" for v in values))
-    peer_s = med["pytest-mysql 5 mysql (fresh db)"]
-    print("\nratios (pytest-commons / pytest-mysql; targets: fresh ≤ 0.33, rollback ≤ 0.10):")
-    for label in ("pytest-commons mysql (fresh db)", "pytest-commons mysql_tx (rollback)"):
-        print(f"  {label:38s} {med[label] / peer_s:.3f}")
+    for peer_label in ("pytest-mysql 5 mysql (fresh db)", "pytest-mysql 5 on tmpfs (fresh db)"):
+        peer_s = med[peer_label]
+        print(f"\nratios to {peer_label} (targets: fresh ≤ 0.33, rollback ≤ 0.10):")
+        for label in ("pytest-commons mysql (fresh db)", "pytest-commons mysql_tx (rollback)"):
+            print(f"  {label:38s} {med[label] / peer_s:.3f}")
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(shm, ignore_errors=True)
     return 0
 
 
