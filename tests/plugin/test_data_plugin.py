@@ -8,6 +8,8 @@ import json
 import pytest
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+# inner runs load every installed plugin: these tests check how ours lives beside them
+INNER_ALL_PLUGINS = True
 
 RECORDER = """
 import json, os

@@ -20,6 +20,9 @@ from pytest_commons.errors import NotReady, ProbeRefused
 from pytest_commons.services.mockserver.engine import MockServerEngine
 from pytest_commons.services.mockserver.spec import MockServerInfo, MockServerSpec
 
+# inner runs load every installed plugin: these tests check how ours lives beside them
+INNER_ALL_PLUGINS = True
+
 
 @pytest.fixture
 def env(clean_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:

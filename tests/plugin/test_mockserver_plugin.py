@@ -17,6 +17,9 @@ from mockserver import HttpRequest, VerificationTimes
 from pytest_commons.services.mockserver.engine import MockServerEngine
 from pytest_commons.services.mockserver.spec import open_client
 
+# inner runs load every installed plugin: these tests check how ours lives beside them
+INNER_ALL_PLUGINS = True
+
 # which fixture served `mockserver`: ours needs mockserver_service, theirs only mockserver_server
 WHOSE = """
 import json, os, urllib.request

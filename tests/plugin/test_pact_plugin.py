@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+# inner runs load every installed plugin: these tests check how ours lives beside them
+INNER_ALL_PLUGINS = True
 
 CONSUMER = """
 import httpx
