@@ -155,11 +155,13 @@ def test_pytest_timeout_takes_precedence(
     result = pytester.runpytest_subprocess(
         *extra,
         "--commons-timeout=0.2",
-        "--timeout=1",
+        # pytest-timeout's limit covers the setup too, the server's start included (over 1 s
+        # once in a CI run on a slow, busy machine): the test blocks until this one fires
+        "--timeout=5",
         "--timeout-method=signal",
         "-p",
         "no:asyncio",
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*Failed: Timeout (>1.0s) from pytest-timeout*"])
+    result.stdout.fnmatch_lines(["*Failed: Timeout (>5.0s) from pytest-timeout*"])
     assert "CommonsTimeout" not in result.stdout.str()
